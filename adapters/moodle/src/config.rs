@@ -1,0 +1,333 @@
+//! Moodle settings read from `MOODLE_*` variables.
+//!
+//! Parsing is strict: a malformed value is an error naming the variable, because a silently ignored
+//! typo (say a role id) would enrol people with the wrong role on a live site.
+
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// Which Moodle user field identifies an OpenVLE participant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserMatchField {
+    /// Match on email (default).
+    #[default]
+    Email,
+    /// Match on username.
+    Username,
+}
+
+/// What "remove a participant" does in Moodle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalMode {
+    /// `enrol_manual_unenrol_users` (default; deletes grades on the last enrolment).
+    #[default]
+    Unenrol,
+    /// `enrol_manual_enrol_users` with `suspend=1` (reversible, keeps grades).
+    Suspend,
+}
+
+/// A configuration problem, always naming the variable concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse.
+    #[error("{var}: expected {expected}, got {got:?}")]
+    Invalid {
+        /// Variable name.
+        var: &'static str,
+        /// What was expected, e.g. "a positive integer".
+        expected: &'static str,
+        /// The offending value (never a token: the token is not validated beyond presence).
+        got: String,
+    },
+    /// A variable required when Moodle is enabled.
+    #[error("{var} is required when MOODLE_ENABLED is true")]
+    Missing {
+        /// Variable name.
+        var: &'static str,
+    },
+    /// An `http://` URL without `MOODLE_ALLOW_INSECURE_HTTP`.
+    #[error("MOODLE_URL: {url:?} is not https; the token would travel in clear text (set MOODLE_ALLOW_INSECURE_HTTP=true for a local test site)")]
+    InsecureUrl {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// All Moodle settings. `Debug` redacts the token.
+#[derive(Clone, Debug)]
+pub struct MoodleSettings {
+    /// MOODLE_ENABLED (default false).
+    pub enabled: bool,
+    /// MOODLE_URL: the site's wwwroot, without trailing slash.
+    pub url: Option<String>,
+    /// MOODLE_TOKEN.
+    pub token: Option<Secret>,
+    /// MOODLE_USER_MATCH_FIELD: `email` (default) or `username`.
+    pub user_match_field: UserMatchField,
+    /// MOODLE_COURSE_CATEGORY_ID: where event courses are created.
+    pub course_category_id: Option<i64>,
+    /// MOODLE_DELETE_COURSE_ON_EVENT_DELETE (default false).
+    pub delete_course_on_event_delete: bool,
+    /// MOODLE_INSTRUCTOR_ROLE_ID (default 3, editingteacher).
+    pub instructor_role_id: i64,
+    /// MOODLE_STUDENT_ROLE_ID (default 5, student).
+    pub student_role_id: i64,
+    /// MOODLE_REMOVAL_MODE: `unenrol` (default) or `suspend`.
+    pub removal_mode: RemovalMode,
+    /// MOODLE_NEW_USER_AUTH (default `manual`).
+    pub new_user_auth: String,
+    /// MOODLE_ALLOW_INSECURE_HTTP (default false).
+    pub allow_insecure_http: bool,
+    /// MOODLE_TIMEOUT_SECS (default 30).
+    pub timeout: Duration,
+    /// MOODLE_DUPLICATE_TIMEOUT_SECS (default 600): duplication runs backup+restore in the request.
+    pub duplicate_timeout: Duration,
+    /// MOODLE_CONNECT_TIMEOUT_SECS (default 10).
+    pub connect_timeout: Duration,
+    /// MOODLE_MAX_INPUT_VARS: override of PHP's max_input_vars used to size batches.
+    pub max_input_vars: Option<usize>,
+}
+
+impl Default for MoodleSettings {
+    fn default() -> Self {
+        Self::disabled()
+    }
+}
+
+impl MoodleSettings {
+    /// Moodle integration switched off, every other field at its default.
+    pub fn disabled() -> Self {
+        MoodleSettings {
+            enabled: false,
+            url: None,
+            token: None,
+            user_match_field: UserMatchField::Email,
+            course_category_id: None,
+            delete_course_on_event_delete: false,
+            instructor_role_id: 3,
+            student_role_id: 5,
+            removal_mode: RemovalMode::Unenrol,
+            new_user_auth: "manual".to_string(),
+            allow_insecure_http: false,
+            timeout: Duration::from_secs(30),
+            duplicate_timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+            max_input_vars: None,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name → its value); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let d = Self::disabled();
+        let mut s = MoodleSettings {
+            enabled: opt(get("MOODLE_ENABLED"), "MOODLE_ENABLED", parse_bool)?.unwrap_or(false),
+            url: get("MOODLE_URL").map(|u| u.trim_end_matches('/').to_string()),
+            token: lookup("MOODLE_TOKEN")
+                .map(|t| Secret::new(t.trim()))
+                .filter(|t| !t.is_empty()),
+            user_match_field: opt(get("MOODLE_USER_MATCH_FIELD"), "MOODLE_USER_MATCH_FIELD", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "email" => Some(UserMatchField::Email),
+                    "username" => Some(UserMatchField::Username),
+                    _ => None,
+                }
+            })?
+            .unwrap_or_default(),
+            course_category_id: opt(get("MOODLE_COURSE_CATEGORY_ID"), "MOODLE_COURSE_CATEGORY_ID", pos_int)?,
+            delete_course_on_event_delete: opt(
+                get("MOODLE_DELETE_COURSE_ON_EVENT_DELETE"),
+                "MOODLE_DELETE_COURSE_ON_EVENT_DELETE",
+                parse_bool,
+            )?
+            .unwrap_or(false),
+            instructor_role_id: opt(get("MOODLE_INSTRUCTOR_ROLE_ID"), "MOODLE_INSTRUCTOR_ROLE_ID", pos_int)?
+                .unwrap_or(d.instructor_role_id),
+            student_role_id: opt(get("MOODLE_STUDENT_ROLE_ID"), "MOODLE_STUDENT_ROLE_ID", pos_int)?
+                .unwrap_or(d.student_role_id),
+            removal_mode: opt(get("MOODLE_REMOVAL_MODE"), "MOODLE_REMOVAL_MODE", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "unenrol" | "unenroll" => Some(RemovalMode::Unenrol),
+                    "suspend" => Some(RemovalMode::Suspend),
+                    _ => None,
+                }
+            })?
+            .unwrap_or_default(),
+            new_user_auth: get("MOODLE_NEW_USER_AUTH").unwrap_or(d.new_user_auth),
+            allow_insecure_http: opt(get("MOODLE_ALLOW_INSECURE_HTTP"), "MOODLE_ALLOW_INSECURE_HTTP", parse_bool)?
+                .unwrap_or(false),
+            timeout: secs(get("MOODLE_TIMEOUT_SECS"), "MOODLE_TIMEOUT_SECS", d.timeout)?,
+            duplicate_timeout: secs(
+                get("MOODLE_DUPLICATE_TIMEOUT_SECS"),
+                "MOODLE_DUPLICATE_TIMEOUT_SECS",
+                d.duplicate_timeout,
+            )?,
+            connect_timeout: secs(get("MOODLE_CONNECT_TIMEOUT_SECS"), "MOODLE_CONNECT_TIMEOUT_SECS", d.connect_timeout)?,
+            max_input_vars: opt(get("MOODLE_MAX_INPUT_VARS"), "MOODLE_MAX_INPUT_VARS", |v| {
+                pos_int(v).map(|n| n as usize)
+            })?,
+        };
+        if let Some(auth) = Some(&s.new_user_auth) {
+            if !auth.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(ConfigError::Invalid {
+                    var: "MOODLE_NEW_USER_AUTH",
+                    expected: "an auth plugin name such as manual, oauth2 or saml2",
+                    got: auth.clone(),
+                });
+            }
+        }
+        if let Some(url) = s.url.take() {
+            s.url = Some(check_url(&url, s.allow_insecure_http)?);
+        }
+        if s.enabled {
+            if s.url.is_none() {
+                return Err(ConfigError::Missing { var: "MOODLE_URL" });
+            }
+            if s.token.is_none() {
+                return Err(ConfigError::Missing { var: "MOODLE_TOKEN" });
+            }
+            if s.course_category_id.is_none() {
+                return Err(ConfigError::Missing { var: "MOODLE_COURSE_CATEGORY_ID" });
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Validates a wwwroot: absolute http(s) URL with a host; https unless insecure HTTP is allowed.
+pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        var: "MOODLE_URL",
+        expected: "an absolute https:// URL of the Moodle site (its wwwroot)",
+        got: url.to_string(),
+    };
+    let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad());
+    }
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http => {}
+        "http" => return Err(ConfigError::InsecureUrl { url: url.to_string() }),
+        _ => return Err(bad()),
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn opt<T>(
+    v: Option<String>,
+    var: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(raw) => parse(&raw).map(Some).ok_or(ConfigError::Invalid {
+            var,
+            expected: expected_for(var),
+            got: raw,
+        }),
+    }
+}
+
+fn expected_for(var: &str) -> &'static str {
+    match var {
+        "MOODLE_USER_MATCH_FIELD" => "email or username",
+        "MOODLE_REMOVAL_MODE" => "unenrol or suspend",
+        v if v.ends_with("_ENABLED") || v.contains("ALLOW") || v.contains("DELETE") => "true or false",
+        _ => "a positive integer",
+    }
+}
+
+fn secs(v: Option<String>, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    Ok(opt(v, var, pos_int)?.map(|n| Duration::from_secs(n as u64)).unwrap_or(default))
+}
+
+fn pos_int(v: &str) -> Option<i64> {
+    v.parse::<i64>().ok().filter(|n| *n > 0)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<MoodleSettings, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        MoodleSettings::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_disabled() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.enabled);
+        assert_eq!(s.student_role_id, 5);
+        assert_eq!(s.instructor_role_id, 3);
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.duplicate_timeout, Duration::from_secs(600));
+        assert_eq!(s.new_user_auth, "manual");
+    }
+
+    #[test]
+    fn malformed_value_names_the_variable() {
+        let e = settings(&[("MOODLE_STUDENT_ROLE_ID", "x")]).unwrap_err();
+        assert_eq!(e.to_string(), "MOODLE_STUDENT_ROLE_ID: expected a positive integer, got \"x\"");
+        let e = settings(&[("MOODLE_ENABLED", "maybe")]).unwrap_err();
+        assert!(e.to_string().starts_with("MOODLE_ENABLED: expected true or false"));
+        let e = settings(&[("MOODLE_REMOVAL_MODE", "delete")]).unwrap_err();
+        assert!(e.to_string().contains("unenrol or suspend"));
+    }
+
+    #[test]
+    fn enabled_requires_url_token_category() {
+        let e = settings(&[("MOODLE_ENABLED", "true")]).unwrap_err();
+        assert_eq!(e, ConfigError::Missing { var: "MOODLE_URL" });
+        let e = settings(&[("MOODLE_ENABLED", "true"), ("MOODLE_URL", "https://m.example.org")]).unwrap_err();
+        assert_eq!(e, ConfigError::Missing { var: "MOODLE_TOKEN" });
+        let e = settings(&[
+            ("MOODLE_ENABLED", "true"),
+            ("MOODLE_URL", "https://m.example.org/"),
+            ("MOODLE_TOKEN", "secrettoken"),
+        ])
+        .unwrap_err();
+        assert_eq!(e, ConfigError::Missing { var: "MOODLE_COURSE_CATEGORY_ID" });
+        let s = settings(&[
+            ("MOODLE_ENABLED", "true"),
+            ("MOODLE_URL", "https://m.example.org/"),
+            ("MOODLE_TOKEN", "secrettoken"),
+            ("MOODLE_COURSE_CATEGORY_ID", "7"),
+            ("MOODLE_REMOVAL_MODE", "suspend"),
+            ("MOODLE_USER_MATCH_FIELD", "username"),
+        ])
+        .unwrap();
+        assert_eq!(s.url.as_deref(), Some("https://m.example.org"));
+        assert_eq!(s.removal_mode, RemovalMode::Suspend);
+        assert_eq!(s.user_match_field, UserMatchField::Username);
+        assert!(!format!("{s:?}").contains("secrettoken"));
+    }
+
+    #[test]
+    fn http_refused_unless_allowed() {
+        let e = settings(&[("MOODLE_URL", "http://localhost:9090")]).unwrap_err();
+        assert!(matches!(e, ConfigError::InsecureUrl { .. }));
+        let s = settings(&[("MOODLE_URL", "http://localhost:9090"), ("MOODLE_ALLOW_INSECURE_HTTP", "1")]).unwrap();
+        assert_eq!(s.url.as_deref(), Some("http://localhost:9090"));
+        assert!(settings(&[("MOODLE_URL", "ftp://x")]).is_err());
+        assert!(settings(&[("MOODLE_URL", "not a url")]).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! The OpenVLE event aggregate: deploy, add and remove participants, end, delete.
+//!
+//! Each domain event carries everything a later reader needs: `Deployed` keeps the template
+//! course id the environment had when the event was deployed, and `ParticipantRemoved` keeps the
+//! removed participant, so replaying history never depends on today's environment or on an
+//! earlier event of the stream being at hand.
+
+use serde::{Deserialize, Serialize};
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+
+use crate::environment::Environment;
+use crate::participant::{non_blank, Participant, ParticipantInput, MAX_PARTICIPANTS};
+use crate::DomainError;
+
+/// Where an OpenVLE event is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    NotDeployed,
+    Deployed,
+    Ended,
+    Deleted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotDeployed => "not_deployed",
+            Status::Deployed => "deployed",
+            Status::Ended => "ended",
+            Status::Deleted => "deleted",
+        }
+    }
+}
+
+/// One OpenVLE event, folded from its stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VleEvent {
+    pub id: String,
+    pub environment_id: String,
+    pub name: String,
+    pub template_course_id: Option<i64>,
+    pub status: Status,
+    /// Current participants, in the order they joined.
+    pub participants: Vec<Participant>,
+}
+
+/// What OpenVLE may ask of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventCommand {
+    /// Deploy the event from an environment. `environment` is that environment as the caller
+    /// loaded it (None when it does not exist): the aggregate stays pure and the template id is
+    /// frozen into `Deployed`.
+    Deploy {
+        id: String,
+        environment_id: String,
+        name: String,
+        participants: Vec<ParticipantInput>,
+        environment: Option<Environment>,
+    },
+    AddParticipant {
+        participant: ParticipantInput,
+    },
+    RemoveParticipant {
+        participant_id: String,
+    },
+    End,
+    Delete,
+}
+
+/// What happened to an OpenVLE event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventEvent {
+    Deployed {
+        id: String,
+        environment_id: String,
+        name: String,
+        /// The environment's Moodle template at deployment time (None: not linked).
+        template_course_id: Option<i64>,
+        participants: Vec<Participant>,
+    },
+    ParticipantAdded {
+        participant: Participant,
+    },
+    ParticipantRemoved {
+        participant: Participant,
+    },
+    Ended,
+    Deleted,
+}
+
+impl DomainEvent for EventEvent {
+    fn event_type(&self) -> String {
+        match self {
+            EventEvent::Deployed { .. } => "Deployed",
+            EventEvent::ParticipantAdded { .. } => "ParticipantAdded",
+            EventEvent::ParticipantRemoved { .. } => "ParticipantRemoved",
+            EventEvent::Ended => "Ended",
+            EventEvent::Deleted => "Deleted",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+impl VleEvent {
+    pub fn participant(&self, id: &str) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.id == id)
+    }
+
+    /// Refuses anything but Delete once ended, and everything once deleted or never deployed.
+    fn require_active(&self) -> Result<(), DomainError> {
+        match self.status {
+            Status::NotDeployed => Err(DomainError::EventNotFound(self.id.clone())),
+            Status::Deployed => Ok(()),
+            Status::Ended => Err(DomainError::EventEnded(self.id.clone())),
+            Status::Deleted => Err(DomainError::EventDeleted(self.id.clone())),
+        }
+    }
+
+    /// The events a command would record (pure; `handle` writes them).
+    pub fn decide(&self, command: EventCommand) -> Result<Vec<EventEvent>, DomainError> {
+        match command {
+            EventCommand::Deploy {
+                id,
+                environment_id,
+                name,
+                participants,
+                environment,
+            } => {
+                if self.status != Status::NotDeployed {
+                    return Err(DomainError::EventAlreadyDeployed(self.id.clone()));
+                }
+                let id = non_blank("id", &id, 255)?;
+                let name = non_blank("name", &name, 255)?;
+                let environment = match environment {
+                    Some(env) if env.created && env.id == environment_id => env,
+                    _ => return Err(DomainError::EnvironmentNotFound(environment_id)),
+                };
+                if participants.len() > MAX_PARTICIPANTS {
+                    return Err(DomainError::TooManyParticipants {
+                        count: participants.len(),
+                        max: MAX_PARTICIPANTS,
+                    });
+                }
+                let mut valid: Vec<Participant> = Vec::with_capacity(participants.len());
+                let mut ids = std::collections::HashSet::with_capacity(participants.len());
+                let mut emails = std::collections::HashSet::with_capacity(participants.len());
+                for input in participants {
+                    let p = input.validate()?;
+                    if !ids.insert(p.id.clone()) {
+                        return Err(DomainError::DuplicateParticipant(p.id));
+                    }
+                    if !emails.insert(p.email.to_lowercase()) {
+                        return Err(DomainError::DuplicateEmail(p.email));
+                    }
+                    valid.push(p);
+                }
+                Ok(vec![EventEvent::Deployed {
+                    id,
+                    environment_id: environment.id,
+                    name,
+                    template_course_id: environment.template_course_id,
+                    participants: valid,
+                }])
+            }
+            EventCommand::AddParticipant { participant } => {
+                self.require_active()?;
+                let p = participant.validate()?;
+                if self.participant(&p.id).is_some() {
+                    return Err(DomainError::ParticipantExists(p.id));
+                }
+                let email = p.email.to_lowercase();
+                if self
+                    .participants
+                    .iter()
+                    .any(|q| q.email.to_lowercase() == email)
+                {
+                    return Err(DomainError::DuplicateEmail(p.email));
+                }
+                if self.participants.len() >= MAX_PARTICIPANTS {
+                    return Err(DomainError::TooManyParticipants {
+                        count: self.participants.len() + 1,
+                        max: MAX_PARTICIPANTS,
+                    });
+                }
+                Ok(vec![EventEvent::ParticipantAdded { participant: p }])
+            }
+            EventCommand::RemoveParticipant { participant_id } => {
+                self.require_active()?;
+                match self.participant(&participant_id) {
+                    Some(p) => Ok(vec![EventEvent::ParticipantRemoved {
+                        participant: p.clone(),
+                    }]),
+                    None => Err(DomainError::ParticipantNotFound(participant_id)),
+                }
+            }
+            EventCommand::End => {
+                self.require_active()?;
+                Ok(vec![EventEvent::Ended])
+            }
+            EventCommand::Delete => match self.status {
+                Status::NotDeployed => Err(DomainError::EventNotFound(self.id.clone())),
+                Status::Deleted => Err(DomainError::EventDeleted(self.id.clone())),
+                Status::Deployed | Status::Ended => Ok(vec![EventEvent::Deleted]),
+            },
+        }
+    }
+}
+
+impl Aggregate for VleEvent {
+    const TYPE: &'static str = "event";
+    type Command = EventCommand;
+    type Event = EventEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            EventEvent::Deployed {
+                id,
+                environment_id,
+                name,
+                template_course_id,
+                participants,
+            } => {
+                self.id = id;
+                self.environment_id = environment_id;
+                self.name = name;
+                self.template_course_id = template_course_id;
+                self.participants = participants;
+                self.status = Status::Deployed;
+            }
+            EventEvent::ParticipantAdded { participant } => self.participants.push(participant),
+            EventEvent::ParticipantRemoved { participant } => {
+                self.participants.retain(|p| p.id != participant.id)
+            }
+            EventEvent::Ended => self.status = Status::Ended,
+            EventEvent::Deleted => self.status = Status::Deleted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
