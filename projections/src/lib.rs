@@ -1,1 +1,2 @@
-
+pub mod saga;
+pub mod view;

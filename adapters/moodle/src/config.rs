@@ -126,7 +126,11 @@ impl MoodleSettings {
 
     /// Reads settings through `lookup` (a variable name → its value); empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let d = Self::disabled();
         let mut s = MoodleSettings {
             enabled: opt(get("MOODLE_ENABLED"), "MOODLE_ENABLED", parse_bool)?.unwrap_or(false),
@@ -134,55 +138,81 @@ impl MoodleSettings {
             token: lookup("MOODLE_TOKEN")
                 .map(|t| Secret::new(t.trim()))
                 .filter(|t| !t.is_empty()),
-            user_match_field: opt(get("MOODLE_USER_MATCH_FIELD"), "MOODLE_USER_MATCH_FIELD", |v| {
-                match v.to_ascii_lowercase().as_str() {
+            user_match_field: opt(
+                get("MOODLE_USER_MATCH_FIELD"),
+                "MOODLE_USER_MATCH_FIELD",
+                |v| match v.to_ascii_lowercase().as_str() {
                     "email" => Some(UserMatchField::Email),
                     "username" => Some(UserMatchField::Username),
                     _ => None,
-                }
-            })?
+                },
+            )?
             .unwrap_or_default(),
-            course_category_id: opt(get("MOODLE_COURSE_CATEGORY_ID"), "MOODLE_COURSE_CATEGORY_ID", pos_int)?,
+            course_category_id: opt(
+                get("MOODLE_COURSE_CATEGORY_ID"),
+                "MOODLE_COURSE_CATEGORY_ID",
+                pos_int,
+            )?,
             delete_course_on_event_delete: opt(
                 get("MOODLE_DELETE_COURSE_ON_EVENT_DELETE"),
                 "MOODLE_DELETE_COURSE_ON_EVENT_DELETE",
                 parse_bool,
             )?
             .unwrap_or(false),
-            instructor_role_id: opt(get("MOODLE_INSTRUCTOR_ROLE_ID"), "MOODLE_INSTRUCTOR_ROLE_ID", pos_int)?
-                .unwrap_or(d.instructor_role_id),
-            student_role_id: opt(get("MOODLE_STUDENT_ROLE_ID"), "MOODLE_STUDENT_ROLE_ID", pos_int)?
-                .unwrap_or(d.student_role_id),
-            removal_mode: opt(get("MOODLE_REMOVAL_MODE"), "MOODLE_REMOVAL_MODE", |v| {
-                match v.to_ascii_lowercase().as_str() {
+            instructor_role_id: opt(
+                get("MOODLE_INSTRUCTOR_ROLE_ID"),
+                "MOODLE_INSTRUCTOR_ROLE_ID",
+                pos_int,
+            )?
+            .unwrap_or(d.instructor_role_id),
+            student_role_id: opt(
+                get("MOODLE_STUDENT_ROLE_ID"),
+                "MOODLE_STUDENT_ROLE_ID",
+                pos_int,
+            )?
+            .unwrap_or(d.student_role_id),
+            removal_mode: opt(
+                get("MOODLE_REMOVAL_MODE"),
+                "MOODLE_REMOVAL_MODE",
+                |v| match v.to_ascii_lowercase().as_str() {
                     "unenrol" | "unenroll" => Some(RemovalMode::Unenrol),
                     "suspend" => Some(RemovalMode::Suspend),
                     _ => None,
-                }
-            })?
+                },
+            )?
             .unwrap_or_default(),
             new_user_auth: get("MOODLE_NEW_USER_AUTH").unwrap_or(d.new_user_auth),
-            allow_insecure_http: opt(get("MOODLE_ALLOW_INSECURE_HTTP"), "MOODLE_ALLOW_INSECURE_HTTP", parse_bool)?
-                .unwrap_or(false),
+            allow_insecure_http: opt(
+                get("MOODLE_ALLOW_INSECURE_HTTP"),
+                "MOODLE_ALLOW_INSECURE_HTTP",
+                parse_bool,
+            )?
+            .unwrap_or(false),
             timeout: secs(get("MOODLE_TIMEOUT_SECS"), "MOODLE_TIMEOUT_SECS", d.timeout)?,
             duplicate_timeout: secs(
                 get("MOODLE_DUPLICATE_TIMEOUT_SECS"),
                 "MOODLE_DUPLICATE_TIMEOUT_SECS",
                 d.duplicate_timeout,
             )?,
-            connect_timeout: secs(get("MOODLE_CONNECT_TIMEOUT_SECS"), "MOODLE_CONNECT_TIMEOUT_SECS", d.connect_timeout)?,
+            connect_timeout: secs(
+                get("MOODLE_CONNECT_TIMEOUT_SECS"),
+                "MOODLE_CONNECT_TIMEOUT_SECS",
+                d.connect_timeout,
+            )?,
             max_input_vars: opt(get("MOODLE_MAX_INPUT_VARS"), "MOODLE_MAX_INPUT_VARS", |v| {
                 pos_int(v).map(|n| n as usize)
             })?,
         };
-        if let Some(auth) = Some(&s.new_user_auth) {
-            if !auth.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                return Err(ConfigError::Invalid {
-                    var: "MOODLE_NEW_USER_AUTH",
-                    expected: "an auth plugin name such as manual, oauth2 or saml2",
-                    got: auth.clone(),
-                });
-            }
+        let auth = &s.new_user_auth;
+        if !auth
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::Invalid {
+                var: "MOODLE_NEW_USER_AUTH",
+                expected: "an auth plugin name such as manual, oauth2 or saml2",
+                got: auth.clone(),
+            });
         }
         if let Some(url) = s.url.take() {
             s.url = Some(check_url(&url, s.allow_insecure_http)?);
@@ -192,10 +222,14 @@ impl MoodleSettings {
                 return Err(ConfigError::Missing { var: "MOODLE_URL" });
             }
             if s.token.is_none() {
-                return Err(ConfigError::Missing { var: "MOODLE_TOKEN" });
+                return Err(ConfigError::Missing {
+                    var: "MOODLE_TOKEN",
+                });
             }
             if s.course_category_id.is_none() {
-                return Err(ConfigError::Missing { var: "MOODLE_COURSE_CATEGORY_ID" });
+                return Err(ConfigError::Missing {
+                    var: "MOODLE_COURSE_CATEGORY_ID",
+                });
             }
         }
         Ok(s)
@@ -216,7 +250,11 @@ pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, 
     match parsed.scheme() {
         "https" => {}
         "http" if allow_insecure_http => {}
-        "http" => return Err(ConfigError::InsecureUrl { url: url.to_string() }),
+        "http" => {
+            return Err(ConfigError::InsecureUrl {
+                url: url.to_string(),
+            })
+        }
         _ => return Err(bad()),
     }
     Ok(url.trim_end_matches('/').to_string())
@@ -241,13 +279,17 @@ fn expected_for(var: &str) -> &'static str {
     match var {
         "MOODLE_USER_MATCH_FIELD" => "email or username",
         "MOODLE_REMOVAL_MODE" => "unenrol or suspend",
-        v if v.ends_with("_ENABLED") || v.contains("ALLOW") || v.contains("DELETE") => "true or false",
+        v if v.ends_with("_ENABLED") || v.contains("ALLOW") || v.contains("DELETE") => {
+            "true or false"
+        }
         _ => "a positive integer",
     }
 }
 
 fn secs(v: Option<String>, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-    Ok(opt(v, var, pos_int)?.map(|n| Duration::from_secs(n as u64)).unwrap_or(default))
+    Ok(opt(v, var, pos_int)?
+        .map(|n| Duration::from_secs(n as u64))
+        .unwrap_or(default))
 }
 
 fn pos_int(v: &str) -> Option<i64> {
@@ -268,7 +310,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<MoodleSettings, ConfigError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         MoodleSettings::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -286,9 +331,14 @@ mod tests {
     #[test]
     fn malformed_value_names_the_variable() {
         let e = settings(&[("MOODLE_STUDENT_ROLE_ID", "x")]).unwrap_err();
-        assert_eq!(e.to_string(), "MOODLE_STUDENT_ROLE_ID: expected a positive integer, got \"x\"");
+        assert_eq!(
+            e.to_string(),
+            "MOODLE_STUDENT_ROLE_ID: expected a positive integer, got \"x\""
+        );
         let e = settings(&[("MOODLE_ENABLED", "maybe")]).unwrap_err();
-        assert!(e.to_string().starts_with("MOODLE_ENABLED: expected true or false"));
+        assert!(e
+            .to_string()
+            .starts_with("MOODLE_ENABLED: expected true or false"));
         let e = settings(&[("MOODLE_REMOVAL_MODE", "delete")]).unwrap_err();
         assert!(e.to_string().contains("unenrol or suspend"));
     }
@@ -297,15 +347,29 @@ mod tests {
     fn enabled_requires_url_token_category() {
         let e = settings(&[("MOODLE_ENABLED", "true")]).unwrap_err();
         assert_eq!(e, ConfigError::Missing { var: "MOODLE_URL" });
-        let e = settings(&[("MOODLE_ENABLED", "true"), ("MOODLE_URL", "https://m.example.org")]).unwrap_err();
-        assert_eq!(e, ConfigError::Missing { var: "MOODLE_TOKEN" });
+        let e = settings(&[
+            ("MOODLE_ENABLED", "true"),
+            ("MOODLE_URL", "https://m.example.org"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Missing {
+                var: "MOODLE_TOKEN"
+            }
+        );
         let e = settings(&[
             ("MOODLE_ENABLED", "true"),
             ("MOODLE_URL", "https://m.example.org/"),
             ("MOODLE_TOKEN", "secrettoken"),
         ])
         .unwrap_err();
-        assert_eq!(e, ConfigError::Missing { var: "MOODLE_COURSE_CATEGORY_ID" });
+        assert_eq!(
+            e,
+            ConfigError::Missing {
+                var: "MOODLE_COURSE_CATEGORY_ID"
+            }
+        );
         let s = settings(&[
             ("MOODLE_ENABLED", "true"),
             ("MOODLE_URL", "https://m.example.org/"),
@@ -325,7 +389,11 @@ mod tests {
     fn http_refused_unless_allowed() {
         let e = settings(&[("MOODLE_URL", "http://localhost:9090")]).unwrap_err();
         assert!(matches!(e, ConfigError::InsecureUrl { .. }));
-        let s = settings(&[("MOODLE_URL", "http://localhost:9090"), ("MOODLE_ALLOW_INSECURE_HTTP", "1")]).unwrap();
+        let s = settings(&[
+            ("MOODLE_URL", "http://localhost:9090"),
+            ("MOODLE_ALLOW_INSECURE_HTTP", "1"),
+        ])
+        .unwrap();
         assert_eq!(s.url.as_deref(), Some("http://localhost:9090"));
         assert!(settings(&[("MOODLE_URL", "ftp://x")]).is_err());
         assert!(settings(&[("MOODLE_URL", "not a url")]).is_err());

@@ -1,1 +1,51 @@
+//! Moodle Web Services (REST) client, preflight check and a faithful Moodle simulator.
+//!
+//! * [`MoodleClient`]: one typed async method per web-service function the engine uses. The
+//!   token travels only in the POST body; errors are typed ([`MoodleError`]) and classified
+//!   (transient or not, outcome known or not) by Moodle's `errorcode`, never by its localised message.
+//! * [`MoodleSettings`]: the `MOODLE_*` configuration.
+//! * [`check`]: the preflight behind `openvle-moodle moodle check`.
+//! * [`sim`]: an in-process (or standalone) Moodle 4.4 simulator that answers like the real site
+//!   observed in `shared/moodle/observed-4.4.md`, with fault injection for tests.
+//!
+//! ```
+//! use moodle::sim::{SimConfig, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
+//! use moodle::{ClientOptions, DuplicateCourse, MoodleClient, Secret};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let sim = Simulator::start_local(SimConfig::default()).await.unwrap();
+//! let opts = ClientOptions { allow_insecure_http: true, ..Default::default() };
+//! let client = MoodleClient::from_parts(&sim.url(), Secret::new(sim.token()), opts).unwrap();
+//! let course = client
+//!     .duplicate_course(&DuplicateCourse {
+//!         template_id: TEMPLATE_COURSE_ID,
+//!         fullname: "Spring 2027 Section A".into(),
+//!         shortname: "S27-A".into(),
+//!         category_id: EVENTS_CATEGORY_ID,
+//!         visible: true,
+//!     })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(course.id, 3);
+//! assert_eq!(sim.call_counts()["core_course_duplicate_course"], 1);
+//! sim.shutdown().await;
+//! # }
+//! ```
 
+pub mod check;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod secret;
+pub mod sim;
+pub mod types;
+pub mod wire;
+
+pub use check::{check, CheckReport, REQUIRED_FUNCTIONS};
+pub use client::{ClientOptions, MoodleClient, MAX_ENROLMENTS_PER_CALL, MAX_USERS_PER_CALL};
+pub use config::{ConfigError, MoodleSettings, RemovalMode, UserMatchField};
+pub use error::{ErrorClass, MoodleError};
+pub use secret::Secret;
+pub use types::*;
+pub use wire::Form;

@@ -1,1 +1,141 @@
+//! The Moodle saga runner: keeps Moodle in step with the log, through crashes, retries, Moodle
+//! outages and several workers.
+//!
+//! - **Durable delivery**: a checkpointed reader follows the global log (`store.read_all`) and
+//!   upserts one work row per OpenVLE event (`saga_work`), moving its checkpoint in the same
+//!   transaction. cqrs-es queries (at most once) are never relied upon.
+//! - **One processor per OpenVLE event**: workers claim rows with a lease (PostgreSQL:
+//!   `FOR UPDATE SKIP LOCKED`); different events run concurrently (`SagaConfig::concurrency`).
+//! - **Level-triggered**: for a claimed event the worker folds the `event` stream (desired) and
+//!   the `moodle_sync` stream (recorded), asks [`projections::saga::plan`] for the next batched
+//!   step, runs it against Moodle, records the facts through the `MoodleSync` aggregate
+//!   (causation = the domain event), and plans again until the plan is empty.
+//! - **Exactly-once effects**: every outcome that may be unknown is resolved by looking before
+//!   acting again (course by shortname, users by the match field with a case-insensitive email
+//!   fallback), enrolment is an upsert, unenrolment of someone absent is silent, a course already
+//!   deleted counts as deleted. A batch Moodle refuses is split to isolate the participant at
+//!   fault, who alone is parked.
+//! - **Failures**: transient → `StepFailed` and a retry with exponential backoff and jitter;
+//!   permanent → `Parked` with the reason; [`retry`] resumes.
 
+mod db;
+mod exec;
+mod status;
+mod worker;
+
+use std::time::Duration;
+
+pub use db::{ensure_schema, CHECKPOINT};
+pub use status::{retry, status, ParkedEvent, SagaStatus, StatusError};
+pub use worker::{RunStats, Worker};
+
+pub use projections::saga::{
+    plan, Desired, Plan, RemovalMode, SagaSettings, Step, SyncState, UserMatchField,
+};
+
+/// The saga's settings from the Moodle settings (`MOODLE_*`).
+pub fn saga_settings(m: &moodle::MoodleSettings) -> SagaSettings {
+    SagaSettings {
+        enabled: m.enabled,
+        user_match_field: match m.user_match_field {
+            moodle::UserMatchField::Email => UserMatchField::Email,
+            moodle::UserMatchField::Username => UserMatchField::Username,
+        },
+        category_id: m.course_category_id.unwrap_or(1),
+        delete_course_on_event_delete: m.delete_course_on_event_delete,
+        instructor_role_id: m.instructor_role_id,
+        student_role_id: m.student_role_id,
+        removal_mode: match m.removal_mode {
+            moodle::RemovalMode::Unenrol => RemovalMode::Unenrol,
+            moodle::RemovalMode::Suspend => RemovalMode::Suspend,
+        },
+        new_user_auth: m.new_user_auth.clone(),
+    }
+}
+
+/// Tuning of a [`Worker`].
+#[derive(Debug, Clone)]
+pub struct SagaConfig {
+    /// OpenVLE events processed at once by this worker (each one in order).
+    pub concurrency: usize,
+    /// How often an idle worker looks for new log entries and due retries.
+    pub poll_interval: Duration,
+    /// Log rows read per reader step.
+    pub read_batch: usize,
+    /// Accounts per `core_user_create_users` call.
+    pub user_batch: usize,
+    /// Items per `enrol_manual_enrol_users` / `enrol_manual_unenrol_users` call.
+    pub enrol_batch: usize,
+    /// This worker's name in claims (unique per process; a restarted process with the same id
+    /// takes its old claims back at once).
+    pub worker_id: String,
+    /// First retry delay after a transient failure (doubled per attempt, with jitter).
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How long a claim stays ours without renewal (renewed every third of it while working).
+    pub lease: Duration,
+    /// Steps run for one event in one claim before it is handed back (a safety net: a plan that
+    /// never empties must not hold a worker for ever).
+    pub max_steps_per_claim: u32,
+}
+
+impl Default for SagaConfig {
+    fn default() -> Self {
+        SagaConfig {
+            concurrency: 8,
+            poll_interval: Duration::from_millis(500),
+            read_batch: 500,
+            user_batch: moodle::MAX_USERS_PER_CALL,
+            enrol_batch: moodle::MAX_ENROLMENTS_PER_CALL,
+            worker_id: default_worker_id(),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            lease: Duration::from_secs(60),
+            max_steps_per_claim: 64,
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string());
+    let tag: u32 = rand::random();
+    format!("{host}-{}-{tag:08x}", std::process::id())
+}
+
+/// What stops the saga (never a Moodle failure: those are recorded, retried or parked).
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("saga tables: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("Moodle client: {0}")]
+    Moodle(#[from] moodle::MoodleError),
+    #[error("the saga's record refused a fact: {0}")]
+    Record(String),
+}
+
+impl SagaError {
+    /// Whether the database was unreachable (retry later).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            SagaError::Store(e) => e.is_unavailable(),
+            SagaError::Db(e) => store::StoreError::from(sqlx_clone(e)).is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_clone(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}

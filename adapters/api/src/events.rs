@@ -1,0 +1,314 @@
+//! OpenVLE events: deploy, participants, end, delete, view, history, Moodle retry.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use domain::environment::Environment;
+use domain::event::{EventCommand, EventEvent, VleEvent};
+use domain::moodle_sync::{MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
+use domain::participant::ParticipantInput;
+use projections::view::{EventFold, EventView};
+
+use crate::body;
+use crate::commands::{self, CommandCtx};
+use crate::{ApiError, AppState};
+
+/// `POST /api/v1/events`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    id: String,
+    environment_id: String,
+    name: String,
+    #[serde(default)]
+    participants: Vec<ParticipantInput>,
+}
+
+/// Folds both streams of an OpenVLE event into its view (None: never deployed).
+pub(crate) async fn load_view(state: &AppState, id: &str) -> Result<Option<EventView>, ApiError> {
+    let history = state.store().read_event_history(id).await?;
+    let mut fold = EventFold::new();
+    for stored in history {
+        match stored.aggregate_type.as_str() {
+            "event" => {
+                let event: EventEvent = serde_json::from_value(stored.payload).map_err(|e| {
+                    ApiError::internal(format!(
+                        "cannot read event {} at position {}: {e}",
+                        stored.event_type, stored.position
+                    ))
+                })?;
+                fold.apply_event(event);
+            }
+            "moodle_sync" => {
+                let event: MoodleSyncEvent =
+                    serde_json::from_value(stored.payload).map_err(|e| {
+                        ApiError::internal(format!(
+                            "cannot read event {} at position {}: {e}",
+                            stored.event_type, stored.position
+                        ))
+                    })?;
+                fold.apply_sync(event, stored.recorded_at);
+            }
+            _ => {}
+        }
+    }
+    Ok(fold.view(&state.config().view_settings()))
+}
+
+async fn view_or_404(state: &AppState, id: &str) -> Result<EventView, ApiError> {
+    load_view(state, id)
+        .await?
+        .ok_or_else(|| ApiError::event_not_found(id))
+}
+
+/// The 202 answer of a command on an event.
+async fn accepted(
+    state: &AppState,
+    id: &str,
+    appended: store::Appended,
+) -> Result<(StatusCode, Value), ApiError> {
+    let view = view_or_404(state, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "event": view, "positions": appended.positions }),
+    ))
+}
+
+/// A refusal of a command on an event that does not exist names the id of the path.
+fn on_event(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |e| {
+        if e.code == "event_not_found" {
+            ApiError::event_not_found(id)
+        } else {
+            e
+        }
+    }
+}
+
+pub(crate) async fn deploy(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let raw = body::bytes(raw)?;
+        body::require_json(&headers)?;
+        let req: DeployBody = body::parse(&raw)?;
+        let id = body::event_id(&req.id)?;
+        Ok::<_, ApiError>((raw, req, id))
+    })();
+    let (raw, req, id) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command("deploy", "rejected");
+            return e.into_response();
+        }
+    };
+    commands::run(state, ctx, "deploy", raw, move |state, meta| async move {
+        let environment = state
+            .store()
+            .load::<Environment>(&req.environment_id)
+            .await?
+            .map(|(env, _)| env);
+        let appended = commands::execute::<VleEvent>(&state, &id, &meta, || EventCommand::Deploy {
+            id: id.clone(),
+            environment_id: req.environment_id.clone(),
+            name: req.name.clone(),
+            participants: req.participants.clone(),
+            environment: environment.clone(),
+        })
+        .await?;
+        accepted(&state, &id, appended).await
+    })
+    .await
+}
+
+pub(crate) async fn add_participant(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let id = body::event_id(&raw_id)?;
+        let raw = body::bytes(raw)?;
+        body::require_json(&headers)?;
+        let participant: ParticipantInput = body::parse(&raw)?;
+        Ok::<_, ApiError>((raw, participant, id))
+    })();
+    let (raw, participant, id) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command("add_participant", "rejected");
+            return e.into_response();
+        }
+    };
+    commands::run(state, ctx, "add_participant", raw, move |state, meta| async move {
+        let appended = commands::execute::<VleEvent>(&state, &id, &meta, || {
+            EventCommand::AddParticipant {
+                participant: participant.clone(),
+            }
+        })
+        .await
+        .map_err(on_event(&id))?;
+        accepted(&state, &id, appended).await
+    })
+    .await
+}
+
+pub(crate) async fn remove_participant(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    Path((raw_id, participant_id)): Path<(String, String)>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    simple_command(state, ctx, "remove_participant", &raw_id, raw, move || {
+        EventCommand::RemoveParticipant {
+            participant_id: participant_id.clone(),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn end_event(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    Path(raw_id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    simple_command(state, ctx, "end", &raw_id, raw, || EventCommand::End).await
+}
+
+pub(crate) async fn delete_event(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    Path(raw_id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    simple_command(state, ctx, "delete", &raw_id, raw, || EventCommand::Delete).await
+}
+
+/// A command without a body (any body sent is ignored, but bound to the idempotency key).
+async fn simple_command(
+    state: AppState,
+    ctx: CommandCtx,
+    name: &'static str,
+    raw_id: &str,
+    raw: Result<Bytes, BytesRejection>,
+    command: impl Fn() -> EventCommand + Send + Sync + 'static,
+) -> Response {
+    let prepared = (|| {
+        let id = body::event_id(raw_id)?;
+        let raw = body::bytes(raw)?;
+        Ok::<_, ApiError>((raw, id))
+    })();
+    let (raw, id) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command(name, "rejected");
+            return e.into_response();
+        }
+    };
+    commands::run(state, ctx, name, raw, move |state, meta| async move {
+        let appended = commands::execute::<VleEvent>(&state, &id, &meta, command)
+            .await
+            .map_err(on_event(&id))?;
+        accepted(&state, &id, appended).await
+    })
+    .await
+}
+
+pub(crate) async fn get_event(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
+    let id = body::event_id(&raw_id)?;
+    Ok(Json(view_or_404(&state, &id).await?))
+}
+
+/// One entry of `GET /api/v1/events/{id}/history` (and of the audit log).
+pub(crate) fn history_entry(e: store::StoredEvent) -> Value {
+    json!({
+        "position": e.position,
+        "event_id": e.event_id,
+        "stream": e.aggregate_type,
+        "aggregate_id": e.aggregate_id,
+        "sequence": e.sequence,
+        "type": e.event_type,
+        "version": e.event_version,
+        "at": e.recorded_at,
+        "payload": e.payload,
+        "metadata": e.metadata,
+    })
+}
+
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = body::event_id(&raw_id)?;
+    let events = state.store().read_event_history(&id).await?;
+    if !events.iter().any(|e| e.aggregate_type == "event") {
+        return Err(ApiError::event_not_found(&id));
+    }
+    Ok(Json(Value::Array(
+        events.into_iter().map(history_entry).collect(),
+    )))
+}
+
+/// `POST /api/v1/events/{id}/moodle/retry`: resume a parked saga.
+pub(crate) async fn retry_moodle(
+    State(state): State<AppState>,
+    ctx: CommandCtx,
+    Path(raw_id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let id = body::event_id(&raw_id)?;
+        let raw = body::bytes(raw)?;
+        if !state.config().moodle.enabled {
+            return Err(ApiError::moodle_disabled());
+        }
+        Ok::<_, ApiError>((raw, id))
+    })();
+    let (raw, id) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command("moodle_retry", "rejected");
+            return e.into_response();
+        }
+    };
+    commands::run(state, ctx, "moodle_retry", raw, move |state, meta| async move {
+        view_or_404(&state, &id).await?;
+        let by = meta.actor.clone();
+        let (resumed, positions) = match state.saga() {
+            Some(saga) => {
+                let resumed = saga.retry(&id, &by).await.map_err(|e| {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e)
+                })?;
+                (resumed, Vec::new())
+            }
+            None => {
+                let appended = commands::execute::<MoodleSync>(&state, &id, &meta, || {
+                    MoodleSyncCommand::Resume { by: by.clone() }
+                })
+                .await?;
+                (!appended.positions.is_empty(), appended.positions)
+            }
+        };
+        let view = view_or_404(&state, &id).await?;
+        Ok((
+            StatusCode::ACCEPTED,
+            json!({ "resumed": resumed, "event": view, "positions": positions }),
+        ))
+    })
+    .await
+}

@@ -1,0 +1,99 @@
+//! Prometheus metrics: one process-wide recorder (installed once, even when several apps run in
+//! one process, as in the tests), request counts and latencies per route, commands by outcome.
+//!
+//! Names:
+//! - `openvle_http_requests_total{method, route, status}`
+//! - `openvle_http_request_duration_seconds{method, route}` (histogram)
+//! - `openvle_commands_total{command, outcome}` (`outcome`: `accepted`, `replayed`, `rejected`,
+//!   `conflict`, `error`)
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus handle; installs the global recorder on first use. When another
+/// recorder is already installed, metrics go there and this handle renders an empty page.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .expect("static buckets are valid");
+        match builder.install_recorder() {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::warn!(error = %e, "a metrics recorder is already installed");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        }
+    })
+}
+
+/// Makes sure the recorder is installed (called by [`crate::router`]).
+pub fn init() {
+    let _ = handle();
+    metrics::describe_counter!(
+        "openvle_http_requests_total",
+        "HTTP requests answered, by method, route and status"
+    );
+    metrics::describe_histogram!(
+        "openvle_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency, by method and route"
+    );
+    metrics::describe_counter!(
+        "openvle_commands_total",
+        "Commands handled through the API, by command and outcome"
+    );
+}
+
+/// The Prometheus text exposition of every metric of the process.
+pub fn render() -> String {
+    let h = handle();
+    h.run_upkeep();
+    h.render()
+}
+
+/// Counts a command's outcome.
+pub fn command(command: &'static str, outcome: &'static str) {
+    metrics::counter!("openvle_commands_total", "command" => command, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Middleware: counts and times every request by its route template (never the raw path, so ids
+/// do not explode the label set).
+pub(crate) async fn track_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "openvle_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "openvle_http_request_duration_seconds",
+        "method" => method,
+        "route" => route
+    )
+    .record(elapsed);
+    response
+}

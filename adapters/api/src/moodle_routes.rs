@@ -1,0 +1,126 @@
+//! Moodle look-ups for the OpenVLE back end (`404 moodle_disabled` while the integration is off).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use moodle::{MoodleClient, MoodleError, UserField};
+
+use crate::{ApiError, AppState};
+
+fn client(state: &AppState) -> Result<&MoodleClient, ApiError> {
+    state.moodle().ok_or_else(ApiError::moodle_disabled)
+}
+
+fn moodle_error(e: MoodleError) -> ApiError {
+    let (code, details) = match &e {
+        MoodleError::Moodle { errorcode, .. } => ("moodle_error", json!({ "errorcode": errorcode })),
+        MoodleError::Transport { .. } => ("moodle_unreachable", json!({})),
+        _ => ("moodle_error", json!({})),
+    };
+    ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string()).with_details(details)
+}
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(query: Params, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let Query(map) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    if let Some(other) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(
+            ApiError::invalid_request(format!("unknown query parameter {other:?}"))
+                .with_details(json!({ "parameter": other, "allowed": allowed })),
+        );
+    }
+    Ok(map)
+}
+
+fn course_json(c: &moodle::Course) -> Value {
+    json!({
+        "id": c.id,
+        "shortname": c.shortname,
+        "fullname": c.fullname,
+        "category_id": c.categoryid,
+        "visible": c.visible,
+    })
+}
+
+/// `GET /api/v1/moodle/courses?search=<text>&page=<n>&per_page=<n>`.
+pub(crate) async fn courses(
+    State(state): State<AppState>,
+    query: Params,
+) -> Result<Json<Value>, ApiError> {
+    let client = client(&state)?;
+    let p = params(query, &["search", "page", "per_page"])?;
+    let search = p.get("search").map(|s| s.trim()).unwrap_or("");
+    if search.is_empty() {
+        return Err(ApiError::invalid_request("search must be a non-empty text")
+            .with_details(json!({ "parameter": "search" })));
+    }
+    let num = |name: &str, default: u32, max: u32| -> Result<u32, ApiError> {
+        match p.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u32>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                ApiError::invalid_request(format!("{name} must be an integer from 0 to {max}"))
+                    .with_details(json!({ "parameter": name, "value": v }))
+            }),
+        }
+    };
+    let page = num("page", 0, 10_000)?;
+    let per_page = num("per_page", 20, 100)?;
+    let found = client
+        .search_courses(search, page, per_page.max(1))
+        .await
+        .map_err(moodle_error)?;
+    Ok(Json(json!({
+        "total": found.total,
+        "courses": found.courses.iter().map(course_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/moodle/users?email=<e>` or `?username=<u>`.
+pub(crate) async fn users(
+    State(state): State<AppState>,
+    query: Params,
+) -> Result<Json<Value>, ApiError> {
+    let client = client(&state)?;
+    let p = params(query, &["email", "username"])?;
+    let (field, value) = match (p.get("email"), p.get("username")) {
+        (Some(e), None) if !e.trim().is_empty() => (UserField::Email, e.trim().to_string()),
+        (None, Some(u)) if !u.trim().is_empty() => {
+            (UserField::Username, u.trim().to_lowercase())
+        }
+        _ => {
+            return Err(ApiError::invalid_request(
+                "give exactly one of email or username (non-empty)",
+            ))
+        }
+    };
+    let users = client
+        .get_users_by_field(field, &[value])
+        .await
+        .map_err(moodle_error)?;
+    Ok(Json(json!({
+        "exists": !users.is_empty(),
+        "users": users.iter().map(|u| json!({
+            "id": u.id,
+            "username": u.username,
+            "email": u.email,
+            "first_name": u.firstname,
+            "last_name": u.lastname,
+            "suspended": u.suspended,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/moodle/check`.
+pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let client = client(&state)?;
+    let report = moodle::check(client).await;
+    Ok(Json(
+        serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}

@@ -1,0 +1,359 @@
+//! Typed requests and responses of the functions the engine uses.
+//!
+//! Responses tolerate unknown fields (Moodle adds fields between releases) and use `Option` for
+//! fields that depend on the caller's capabilities or the release.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::secret::Secret;
+
+/// Answer of `core_webservice_get_site_info`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct SiteInfo {
+    /// Site name.
+    pub sitename: String,
+    /// The web-service user's username.
+    pub username: String,
+    /// The web-service user's id.
+    pub userid: i64,
+    /// Human release, e.g. `4.4 (Build: 20240422)` (token calls only).
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Version number, e.g. `2024042200`.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub version: Option<String>,
+    /// Functions of the token's external service.
+    #[serde(default)]
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// One function of the token's service.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct FunctionInfo {
+    /// Function name.
+    pub name: String,
+    /// Its version (a Moodle version string).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub version: Option<String>,
+}
+
+/// Field for `core_course_get_courses_by_field`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CourseField {
+    /// One id.
+    Id,
+    /// Comma-separated ids.
+    Ids,
+    /// Exact short name.
+    Shortname,
+    /// Exact idnumber (never empty: Moodle would return every course without one).
+    Idnumber,
+    /// Direct children of a category id.
+    Category,
+}
+
+impl CourseField {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CourseField::Id => "id",
+            CourseField::Ids => "ids",
+            CourseField::Shortname => "shortname",
+            CourseField::Idnumber => "idnumber",
+            CourseField::Category => "category",
+        }
+    }
+}
+
+/// A course as returned by the course look-ups.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Course {
+    /// Course id.
+    pub id: i64,
+    /// Short name (unique per site).
+    pub shortname: String,
+    /// Full name.
+    pub fullname: String,
+    /// Category id.
+    #[serde(default)]
+    pub categoryid: i64,
+    /// Visibility (Moodle sends 0/1; absent when the caller cannot see it).
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub visible: Option<bool>,
+    /// idnumber (managers only).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub idnumber: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CoursesEnvelope {
+    #[serde(default)]
+    pub courses: Vec<Course>,
+}
+
+/// Answer of `core_course_search_courses`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct CourseSearch {
+    /// Total matches (all pages).
+    #[serde(default)]
+    pub total: i64,
+    /// This page.
+    #[serde(default)]
+    pub courses: Vec<Course>,
+}
+
+/// Arguments of `core_course_duplicate_course`. No `options` are sent: `users=0` needs
+/// `moodle/backup:userinfo` on a real site (observed), and the defaults already leave users out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DuplicateCourse {
+    /// Template course id.
+    pub template_id: i64,
+    /// New full name.
+    pub fullname: String,
+    /// New short name (the engine's idempotency key).
+    pub shortname: String,
+    /// Target category id.
+    pub category_id: i64,
+    /// Visible to students.
+    pub visible: bool,
+}
+
+/// Answer of `core_course_duplicate_course`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct DuplicatedCourse {
+    /// New course id.
+    pub id: i64,
+    /// Its short name.
+    pub shortname: String,
+}
+
+/// One item of `core_course_update_courses`; `None` fields are not sent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CourseUpdate {
+    /// Course id.
+    pub id: i64,
+    /// New visibility.
+    pub visible: Option<bool>,
+    /// New full name.
+    pub fullname: Option<String>,
+    /// New idnumber.
+    pub idnumber: Option<String>,
+}
+
+/// A per-item warning (`external_warnings`): the call succeeded, this item did not.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Warning {
+    /// Item kind, e.g. `course`.
+    #[serde(default)]
+    pub item: Option<String>,
+    /// Item id.
+    #[serde(default)]
+    pub itemid: Option<i64>,
+    /// Code, e.g. `unknowncourseidnumber`, `invalidrecord`, `shortnametaken`.
+    pub warningcode: String,
+    /// Localised message.
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WarningsEnvelope {
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+/// A course category.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Category {
+    /// Category id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Parent id (0 = top).
+    #[serde(default)]
+    pub parent: i64,
+    /// Courses directly in it.
+    #[serde(default)]
+    pub coursecount: i64,
+}
+
+/// Field for `core_user_get_users_by_field`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserField {
+    /// Email (exact; case-sensitive on PostgreSQL).
+    Email,
+    /// Username (lowercase).
+    Username,
+    /// User id.
+    Id,
+}
+
+impl UserField {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserField::Email => "email",
+            UserField::Username => "username",
+            UserField::Id => "id",
+        }
+    }
+}
+
+/// A Moodle user.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct MoodleUser {
+    /// User id.
+    pub id: i64,
+    /// Username.
+    #[serde(default)]
+    pub username: String,
+    /// Email (absent when the caller cannot see emails).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub email: Option<String>,
+    /// First name.
+    #[serde(default)]
+    pub firstname: String,
+    /// Last name.
+    #[serde(default)]
+    pub lastname: String,
+    /// Account suspended.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub suspended: Option<bool>,
+    /// Auth plugin.
+    #[serde(default)]
+    pub auth: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UsersEnvelope {
+    #[serde(default)]
+    pub users: Vec<MoodleUser>,
+}
+
+/// One account for `core_user_create_users`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewUser {
+    /// Lowercase username, `[-.@_a-z0-9]`.
+    pub username: String,
+    /// First name (non-blank, no tags).
+    pub firstname: String,
+    /// Last name (non-blank, no tags).
+    pub lastname: String,
+    /// Email.
+    pub email: String,
+    /// Auth plugin (`manual`, `oauth2`, `saml2`...).
+    pub auth: String,
+    /// Initial password (internal auth only; subject to the site's password policy).
+    pub password: Option<Secret>,
+    /// Let Moodle generate and email a password.
+    pub createpassword: bool,
+}
+
+/// A created account.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct CreatedUser {
+    /// New user id.
+    pub id: i64,
+    /// Its username.
+    pub username: String,
+}
+
+/// Which enrolments `core_enrol_get_enrolled_users` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrolledFilter {
+    /// Active and suspended.
+    All,
+    /// Active only (`onlyactive=1`).
+    OnlyActive,
+    /// Suspended only (`onlysuspended=1`, Moodle 3.11+).
+    OnlySuspended,
+}
+
+/// A participant of a course.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct EnrolledUser {
+    /// User id.
+    pub id: i64,
+    /// Username.
+    #[serde(default)]
+    pub username: String,
+    /// Email.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub email: Option<String>,
+    /// Roles in the course.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+/// A role held in a course.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Role {
+    /// Role id.
+    pub roleid: i64,
+    /// Role short name, e.g. `student`.
+    #[serde(default)]
+    pub shortname: String,
+}
+
+/// One item of `enrol_manual_enrol_users` (an upsert: roles are added, `suspend=false` reactivates).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrolment {
+    /// User id.
+    pub user_id: i64,
+    /// Course id.
+    pub course_id: i64,
+    /// Role id to add.
+    pub role_id: i64,
+    /// Suspend the enrolment.
+    pub suspend: bool,
+}
+
+/// One item of `enrol_manual_unenrol_users` (silent when not enrolled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unenrolment {
+    /// User id.
+    pub user_id: i64,
+    /// Course id.
+    pub course_id: i64,
+}
+
+fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Some(b),
+        serde_json::Value::Number(n) => Some(n.as_f64().unwrap_or(0.0) != 0.0),
+        serde_json::Value::String(s) => Some(!matches!(s.as_str(), "" | "0" | "false")),
+        _ => None,
+    })
+}
+
+fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerant_course_parsing() {
+        let c: Course = serde_json::from_str(
+            r#"{"id":3,"shortname":"S","fullname":"F","categoryid":2,"visible":1,"idnumber":"","extra":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.visible, Some(true));
+        let c: Course =
+            serde_json::from_str(r#"{"id":3,"shortname":"S","fullname":"F","visible":false}"#)
+                .unwrap();
+        assert_eq!(c.visible, Some(false));
+        assert_eq!(c.idnumber, None);
+        let s: SiteInfo = serde_json::from_str(
+            r#"{"sitename":"x","username":"ws","userid":3,"version":2024042200,"functions":[{"name":"a","version":"1"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.version.as_deref(), Some("2024042200"));
+    }
+}

@@ -1,0 +1,431 @@
+//! The REST wire format: PHP form-array encoding, response parsing, batching arithmetic and the
+//! local checks that mirror Moodle's parameter cleaning.
+//!
+//! Moodle validates every value and fails the *whole* call on one bad item, so the client checks
+//! usernames and emails before sending. PHP's `max_input_vars` silently drops variables past the
+//! limit, so batches are sized from a variable count and lists are encoded column by column (every
+//! item's last column is a required key): a truncated request then misses a required key and fails
+//! loudly instead of silently losing items.
+
+use std::ops::Range;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{ErrorClass, MoodleError};
+
+/// Largest response body read (a full site's course list is far below this).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Variables reserved for `wstoken`, `wsfunction`, `moodlewsrestformat` and scalar arguments.
+pub const RESERVED_VARS: usize = 10;
+
+/// Ordered form pairs in PHP form-array syntax (`users[0][username]`), booleans as `0`/`1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    /// An empty form.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `key=value`.
+    pub fn push(&mut self, key: impl Into<String>, value: impl ToString) -> &mut Self {
+        self.pairs.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// Adds a boolean the way PHP's PARAM_BOOL accepts it: `0` or `1` (never `true`).
+    pub fn push_bool(&mut self, key: impl Into<String>, value: bool) -> &mut Self {
+        self.push(key, if value { "1" } else { "0" })
+    }
+
+    /// Adds a list of scalars: `name[0]=a&name[1]=b`.
+    pub fn push_scalars<T: ToString>(&mut self, name: &str, values: &[T]) -> &mut Self {
+        for (i, v) in values.iter().enumerate() {
+            self.push(format!("{name}[{i}]"), v.to_string());
+        }
+        self
+    }
+
+    /// Adds a list of objects column by column: `name[0][k]`, `name[1][k]`, then the next key.
+    /// Every item's last field must be a required key (see the module docs for why).
+    pub fn push_objects(&mut self, name: &str, items: &[Vec<(&str, String)>]) -> &mut Self {
+        let mut keys: Vec<&str> = Vec::new();
+        for item in items {
+            for (k, _) in item {
+                if !keys.contains(k) {
+                    keys.push(k);
+                }
+            }
+        }
+        if let Some(anchor) = items.first().and_then(|i| i.last()).map(|(k, _)| *k) {
+            keys.retain(|k| *k != anchor);
+            keys.push(anchor);
+        }
+        for key in keys {
+            for (i, item) in items.iter().enumerate() {
+                if let Some((_, v)) = item.iter().find(|(k, _)| *k == key) {
+                    self.push(format!("{name}[{i}][{key}]"), v.clone());
+                }
+            }
+        }
+        self
+    }
+
+    /// The pairs, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    /// Number of form variables (what `max_input_vars` counts).
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// `application/x-www-form-urlencoded` body with the reserved parameters first.
+    pub(crate) fn body(&self, token: &str, function: &str) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("wstoken", token);
+        s.append_pair("wsfunction", function);
+        s.append_pair("moodlewsrestformat", "json");
+        for (k, v) in &self.pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
+}
+
+/// Default PHP `max_input_vars` assumed for a site release: 5000 from Moodle 4.0 (its environment
+/// check requires it on PHP 8), else php.ini's default 1000.
+pub fn default_max_input_vars(release: Option<&str>) -> usize {
+    match release.and_then(parse_release) {
+        Some((major, _)) if major >= 4 => 5000,
+        _ => 1000,
+    }
+}
+
+/// `"4.4.1+ (Build: 20240610)"`, `"4.4dev"` → `(4, 4)`.
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+/// Variables one call may carry for items: 90 % of the limit minus the reserved variables.
+pub fn var_budget(max_input_vars: usize) -> usize {
+    (max_input_vars.saturating_sub(RESERVED_VARS) * 9 / 10).max(1)
+}
+
+/// Splits items (each costing `item_vars[i]` variables) into consecutive batches of at most
+/// `budget` variables and `max_items` items. An item larger than the budget gets its own batch.
+pub fn plan_batches(item_vars: &[usize], budget: usize, max_items: usize) -> Vec<Range<usize>> {
+    let max_items = max_items.max(1);
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, &v) in item_vars.iter().enumerate() {
+        let full = i > start && (used + v > budget || i - start >= max_items);
+        if full {
+            out.push(start..i);
+            start = i;
+            used = 0;
+        }
+        used += v;
+    }
+    if start < item_vars.len() {
+        out.push(start..item_vars.len());
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct ExceptionBody {
+    errorcode: Option<String>,
+    message: Option<String>,
+    exception: Option<String>,
+}
+
+/// Parses a 200 body: an exception object becomes [`MoodleError::Moodle`], anything that is not
+/// JSON of the expected shape [`MoodleError::BadResponse`]. Never panics.
+pub fn parse_body<T: DeserializeOwned>(function: &str, body: &[u8]) -> Result<T, MoodleError> {
+    let value = parse_value(function, body)?;
+    serde_json::from_value(value).map_err(|e| MoodleError::BadResponse {
+        function: function.to_string(),
+        detail: format!("unexpected JSON shape: {e}"),
+        transient: false,
+    })
+}
+
+/// Parses the body of a function returning `null` on success.
+pub fn parse_null(function: &str, body: &[u8]) -> Result<(), MoodleError> {
+    match parse_value(function, body)? {
+        serde_json::Value::Null => Ok(()),
+        // Some versions answer `{"warnings":[]}` or similar: success unless it is an exception.
+        serde_json::Value::Object(_) => Ok(()),
+        other => Err(MoodleError::BadResponse {
+            function: function.to_string(),
+            detail: format!("expected null, got {}", kind(&other)),
+            transient: false,
+        }),
+    }
+}
+
+fn parse_value(function: &str, body: &[u8]) -> Result<serde_json::Value, MoodleError> {
+    let trimmed = body.trim_ascii();
+    if trimmed.first() == Some(&b'<') {
+        return Err(MoodleError::BadResponse {
+            function: function.to_string(),
+            detail: format!(
+                "an HTML/XML page instead of JSON ({} bytes): maintenance page, PHP error or proxy",
+                body.len()
+            ),
+            transient: true,
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(trimmed).map_err(|e| MoodleError::BadResponse {
+            function: function.to_string(),
+            detail: format!("not JSON ({} bytes): {e}", body.len()),
+            transient: e.is_eof() || e.is_syntax(),
+        })?;
+    if let serde_json::Value::Object(map) = &value {
+        if map.contains_key("exception")
+            || (map.contains_key("errorcode") && map.contains_key("message"))
+        {
+            let ex: ExceptionBody =
+                serde_json::from_value(value.clone()).unwrap_or(ExceptionBody {
+                    errorcode: None,
+                    message: None,
+                    exception: None,
+                });
+            let errorcode = ex
+                .errorcode
+                .or(ex.exception)
+                .unwrap_or_else(|| "unknown".to_string());
+            return Err(MoodleError::Moodle {
+                function: function.to_string(),
+                class: ErrorClass::of(&errorcode),
+                errorcode,
+                message: ex.message.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(value)
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Moodle's PARAM_USERNAME without `extendedusernamechars`: non-empty, `[-.@_a-z0-9]` only.
+pub fn is_valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 100
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.@_".contains(&b))
+}
+
+/// An approximation of PHP's `FILTER_VALIDATE_EMAIL`, which Moodle 4.x uses via PHPMailer.
+pub fn is_valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    e.len() <= 254 && local_ok && domain_ok
+}
+
+/// Whether Moodle's PARAM_TEXT/PARAM_NOTAGS cleaning would change the value (it strips tags).
+pub fn has_tags(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || b"/!?".contains(&w[1])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encodes_php_arrays() {
+        let mut f = Form::new();
+        f.push("courseid", 12).push_bool("visible", false);
+        f.push_scalars("courseids", &[5, 6]);
+        f.push_objects(
+            "enrolments",
+            &[
+                vec![
+                    ("roleid", "5".into()),
+                    ("suspend", "1".into()),
+                    ("userid", "10".into()),
+                ],
+                vec![("roleid", "3".into()), ("userid", "11".into())],
+            ],
+        );
+        let keys: Vec<&str> = f.pairs().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "courseid",
+                "visible",
+                "courseids[0]",
+                "courseids[1]",
+                "enrolments[0][roleid]",
+                "enrolments[1][roleid]",
+                "enrolments[0][suspend]",
+                "enrolments[0][userid]",
+                "enrolments[1][userid]"
+            ]
+        );
+        assert_eq!(f.pairs()[1].1, "0");
+        let body = f.body("tok", "fn_x");
+        assert!(body.starts_with(
+            "wstoken=tok&wsfunction=fn_x&moodlewsrestformat=json&courseid=12&visible=0"
+        ));
+        assert!(body.contains("courseids%5B0%5D=5"));
+    }
+
+    #[test]
+    fn body_escapes_values() {
+        let mut f = Form::new();
+        f.push("users[0][email]", "a+b@x.org")
+            .push("users[0][firstname]", "Ann Marie & Co");
+        let body = f.body("t", "f");
+        assert!(body.contains("a%2Bb%40x.org"));
+        assert!(body.contains("Ann+Marie+%26+Co"));
+    }
+
+    #[test]
+    fn batching_arithmetic() {
+        assert_eq!(var_budget(1000), 891);
+        assert_eq!(var_budget(5000), 4491);
+        assert_eq!(plan_batches(&[], 10, 5), Vec::<Range<usize>>::new());
+        assert_eq!(
+            plan_batches(&[4; 10], 10, 100),
+            vec![0..2, 2..4, 4..6, 6..8, 8..10]
+        );
+        assert_eq!(plan_batches(&[1; 7], 100, 3), vec![0..3, 3..6, 6..7]);
+        assert_eq!(plan_batches(&[50, 1, 1], 10, 100), vec![0..1, 1..3]);
+        let b = plan_batches(&[8; 250], var_budget(5000), 100);
+        assert_eq!(b, vec![0..100, 100..200, 200..250]);
+        assert_eq!(default_max_input_vars(Some("4.4 (Build: 20240422)")), 5000);
+        assert_eq!(default_max_input_vars(Some("3.11.4+")), 1000);
+        assert_eq!(default_max_input_vars(None), 1000);
+        assert_eq!(parse_release("4.4dev"), Some((4, 4)));
+    }
+
+    #[test]
+    fn parses_errors_and_nulls() {
+        let e = parse_body::<serde_json::Value>(
+            "f",
+            br#"{"exception":"moodle_exception","errorcode":"invalidtoken","message":"Invalid token - token not found"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "invalidtoken");
+        assert!(!e.is_transient());
+        let e = parse_null(
+            "f",
+            br#"{"exception":"moodle_exception","errorcode":"ex_unabletolock","message":"x"}"#,
+        )
+        .unwrap_err();
+        assert!(e.is_transient());
+        parse_null("f", b"null").unwrap();
+        parse_null("f", b"null\n").unwrap();
+    }
+
+    #[test]
+    fn hostile_bodies_are_typed_errors() {
+        let html =
+            parse_body::<Vec<i64>>("f", b"<!DOCTYPE html><html>maintenance</html>").unwrap_err();
+        assert!(matches!(
+            html,
+            MoodleError::BadResponse {
+                transient: true,
+                ..
+            }
+        ));
+        assert!(html.is_transient());
+        let trunc = parse_body::<Vec<i64>>("f", b"[1,2,").unwrap_err();
+        assert!(matches!(
+            trunc,
+            MoodleError::BadResponse {
+                transient: true,
+                ..
+            }
+        ));
+        let wrong = parse_body::<Vec<i64>>("f", br#"{"a":1}"#).unwrap_err();
+        assert!(matches!(
+            wrong,
+            MoodleError::BadResponse {
+                transient: false,
+                ..
+            }
+        ));
+        let wrong = parse_body::<Vec<i64>>("f", br#"["x"]"#).unwrap_err();
+        assert_eq!(wrong.code(), "bad_response");
+        assert!(parse_body::<Vec<i64>>("f", b"").is_err());
+        assert!(parse_body::<Vec<i64>>("f", &[0xff, 0xfe, 0x00]).is_err());
+        assert!(parse_null("f", b"42").is_err());
+        let odd = parse_body::<Vec<i64>>("f", br#"{"exception":5,"errorcode":[1]}"#).unwrap_err();
+        assert_eq!(odd.code(), "unknown");
+    }
+
+    #[test]
+    fn local_validation_mirrors_moodle() {
+        for ok in ["teacher.ada", "a-b_c@x.org", "x9"] {
+            assert!(is_valid_username(ok), "{ok}");
+        }
+        for bad in ["", "Ada", "ada lovelace", "o'neil", "é"] {
+            assert!(!is_valid_username(bad), "{bad}");
+        }
+        for ok in ["a@example.org", "Case.Test@Example.org", "a+b@x.co.uk"] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@x.org",
+            "a@@x.org",
+            "a b@x.org",
+            "<a@x.org>",
+            "a..b@x.org",
+            "a@-x.org",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+        assert!(has_tags("Lab <intro>"));
+        assert!(has_tags("<b>x</b>"));
+        assert!(!has_tags("a < b"));
+    }
+}

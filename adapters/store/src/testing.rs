@@ -1,0 +1,149 @@
+//! Fresh databases for tests (this crate's and other crates').
+//!
+//! - [`fresh_sqlite_url`]: a new SQLite file in the temp directory.
+//! - [`fresh_pg_url`]: a new PostgreSQL database `t_<uuid>` on the server named by the
+//!   `OPENVLE_TEST_PG` base URL (e.g. `postgres://postgres@127.0.0.1:5432`). When the variable is
+//!   unset it prints a "skipped" line and returns `None`, so the caller returns early; when it is
+//!   set but the server cannot be reached it panics, so CI (which always sets it) never skips
+//!   silently. Drop the database with [`drop_pg_database`] (best-effort), or use [`PgTestDb`].
+//!
+//! ```no_run
+//! # async fn t() {
+//! let Some(url) = store::testing::fresh_pg_url().await else { return };
+//! let store = store::Store::connect(&url).await.unwrap();
+//! // …
+//! store.close().await;
+//! store::testing::drop_pg_database(&url).await;
+//! # }
+//! ```
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use sqlx::Connection;
+
+/// The environment variable naming the PostgreSQL server tests use.
+pub const PG_ENV: &str = "OPENVLE_TEST_PG";
+
+/// `sqlite://<temp dir>/openvle-test-<uuid>.db` (created by `Store::connect`).
+pub fn fresh_sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "openvle-test-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    format!("sqlite://{}", path.display())
+}
+
+/// The base URL from `OPENVLE_TEST_PG` without a trailing slash or database, or None (after
+/// printing why the test is skipped).
+pub fn pg_base_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(v) if !v.trim().is_empty() => Some(strip_database(v.trim())),
+        _ => {
+            println!(
+                "skipped: set {PG_ENV}=postgres://postgres@127.0.0.1:5432 to run the PostgreSQL tests"
+            );
+            None
+        }
+    }
+}
+
+/// `postgres://u@h:p/db?x` → `postgres://u@h:p` (query kept aside: not needed for tests).
+fn strip_database(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.find("://") {
+        Some(i) => match url[i + 3..].find('/') {
+            Some(j) => url[..i + 3 + j].to_string(),
+            None => url.to_string(),
+        },
+        None => url.trim_end_matches('/').to_string(),
+    }
+}
+
+/// Creates a fresh, empty database and returns its URL (None when `OPENVLE_TEST_PG` is unset).
+///
+/// # Panics
+/// When `OPENVLE_TEST_PG` is set but the server refuses the connection or the CREATE DATABASE.
+pub async fn fresh_pg_url() -> Option<String> {
+    let base = pg_base_url()?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = format!("{base}/postgres");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_ENV} is set but {admin} is unreachable: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} failed: {e}"));
+    let _ = conn.close().await;
+    Some(format!("{base}/{name}"))
+}
+
+/// Drops a database made by [`fresh_pg_url`] (best-effort: errors are printed, not raised).
+pub async fn drop_pg_database(url: &str) {
+    let Some((base, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if !name.starts_with("t_") {
+        eprintln!("not dropping {name}: not a test database");
+        return;
+    }
+    match sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
+        Ok(mut conn) => {
+            if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+            {
+                eprintln!("could not drop test database {name}: {e}");
+            }
+            let _ = conn.close().await;
+        }
+        Err(e) => eprintln!("could not drop test database {name}: {e}"),
+    }
+}
+
+/// A fresh PostgreSQL database dropped (best-effort) when this guard is dropped.
+#[derive(Debug)]
+pub struct PgTestDb {
+    pub url: String,
+}
+
+impl PgTestDb {
+    /// None when `OPENVLE_TEST_PG` is unset (a "skipped" line was printed).
+    pub async fn new() -> Option<PgTestDb> {
+        fresh_pg_url().await.map(|url| PgTestDb { url })
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        // Drop cannot await and may run inside a runtime: drop the database from a thread with
+        // its own small runtime.
+        let url = std::mem::take(&mut self.url);
+        let handle = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_pg_database(&url));
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            strip_database("postgres://postgres@127.0.0.1:5432"),
+            "postgres://postgres@127.0.0.1:5432"
+        );
+        assert_eq!(
+            strip_database("postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
+            "postgres://postgres@127.0.0.1:5432"
+        );
+        assert!(fresh_sqlite_url().starts_with("sqlite://"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The command line: every operator action is a subcommand; shared settings come from flags or
+//! the environment (flags win), and a missing or malformed value stops start-up naming it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openvle-moodle",
+    version,
+    about = "Keeps Moodle in step with OpenVLE events, through an event-sourced log."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Event store: `sqlite://file.db` (default `sqlite://openvle-moodle.db`) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,openvle=debug`.
+    #[arg(long, env = "OPENVLE_LOG", global = true, default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "OPENVLE_LOG_JSON", global = true)]
+    pub log_json: bool,
+    /// Moodle settings as flags: `--moodle KEY=VALUE` (e.g. `--moodle MOODLE_ENABLED=true`);
+    /// they override the `MOODLE_*` environment variables of the same name.
+    #[arg(long = "moodle", value_name = "MOODLE_VAR=VALUE", global = true)]
+    pub moodle: Vec<String>,
+}
+
+impl Global {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "sqlite://openvle-moodle.db".to_string())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and run a Moodle worker in the same process.
+    Serve(ServeArgs),
+    /// Run a Moodle worker only (several may share one PostgreSQL store).
+    Worker(WorkerArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Audit the log: verify the hash chain, export it, or tell one event's story.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Talk to the configured Moodle.
+    #[command(subcommand)]
+    Moodle(MoodleCommand),
+    /// Run the built-in Moodle simulator (for demos and tests).
+    MoodleSim(SimArgs),
+    /// Saga lag, events in flight, parked events and the last Moodle error.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a parked event's Moodle saga.
+    Retry {
+        /// The OpenVLE event id.
+        event_id: String,
+    },
+    /// Start the simulator and the engine on the embedded defaults and run one event through
+    /// its whole life, then print its story.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OPENVLE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Writer token (may do everything).
+    #[arg(long, env = "OPENVLE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Auditor token (may only read).
+    #[arg(long, env = "OPENVLE_AUDIT_TOKEN", hide_env_values = true)]
+    pub audit_token: Option<String>,
+    /// Do not run a worker in this process.
+    #[arg(long)]
+    pub no_worker: bool,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// OpenVLE events processed at once.
+    #[arg(long, env = "OPENVLE_SAGA_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Name of this worker in claims and logs (default: host and process id).
+    #[arg(long, env = "OPENVLE_WORKER_ID")]
+    pub worker_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and report the first position where it breaks.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream the log as JSON lines.
+    Export {
+        /// Only positions after this one.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Only this OpenVLE event's streams.
+        #[arg(long)]
+        event: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MoodleCommand {
+    /// Preflight: reachable, token valid, release, every needed function present.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+    /// The token the simulator accepts.
+    #[arg(long, env = "MOODLE_SIM_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Keep the simulated Moodle in this JSON file across restarts.
+    #[arg(long)]
+    pub persist: Option<PathBuf>,
+    /// Added latency per call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Added latency per course duplication, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub duplicate_latency_ms: u64,
+    /// Share of calls answered with a transient error (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_error_rate: f64,
+    /// Share of calls applied and then answered with a lost response (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub lose_response_rate: f64,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's database here (default: a fresh file in a temporary folder).
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+    /// Participants of the demo event.
+    #[arg(long, default_value_t = 6)]
+    pub participants: usize,
+}

@@ -1,0 +1,162 @@
+//! Desired Moodle state: the fold of an OpenVLE event's `event` stream, with the id of the domain
+//! event behind every fact (for `caused_by`).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use domain::event::{EventEvent, Status, VleEvent};
+use domain::participant::Participant;
+
+/// The domain event that made something so: its deterministic id and its stream sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    pub event_id: Uuid,
+    pub sequence: u64,
+}
+
+impl Cause {
+    /// The cause of the `event` stream's event `sequence` of OpenVLE event `aggregate_id`.
+    pub fn of(aggregate_id: &str, sequence: u64) -> Cause {
+        Cause {
+            event_id: domain::event_id_of(
+                <VleEvent as cqrs_es::Aggregate>::TYPE,
+                aggregate_id,
+                sequence,
+            ),
+            sequence,
+        }
+    }
+
+    /// No cause (tests, or a step an operator asked for).
+    pub fn none() -> Cause {
+        Cause {
+            event_id: Uuid::nil(),
+            sequence: 0,
+        }
+    }
+}
+
+/// A participant as the saga wants them, with the domain event that added (or removed) them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredParticipant {
+    pub participant: Participant,
+    pub cause: Cause,
+}
+
+/// The fold of an `event` stream, as the saga needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// The OpenVLE event id (the aggregate id of both streams).
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    pub template_course_id: Option<i64>,
+    /// Current participants, in the order they joined.
+    pub participants: Vec<DesiredParticipant>,
+    /// Participants removed and not added again, in the order they left (cause: the removal).
+    pub removed: Vec<DesiredParticipant>,
+    /// The `Deployed` event.
+    pub deployed: Option<Cause>,
+    /// The `Ended` event.
+    pub ended: Option<Cause>,
+    /// The `Deleted` event.
+    pub deleted: Option<Cause>,
+    /// The sequence of the last event folded (0: none).
+    pub sequence: u64,
+}
+
+impl Desired {
+    /// An empty fold for OpenVLE event `id` (nothing deployed yet).
+    pub fn new(id: impl Into<String>) -> Desired {
+        Desired {
+            id: id.into(),
+            ..Desired::default()
+        }
+    }
+
+    /// Folds the events of the stream, given with their sequence numbers, in order.
+    pub fn fold(
+        id: impl Into<String>,
+        events: impl IntoIterator<Item = (u64, EventEvent)>,
+    ) -> Desired {
+        let mut d = Desired::new(id);
+        for (sequence, event) in events {
+            d.apply(sequence, event);
+        }
+        d
+    }
+
+    /// Applies the event stored at `sequence` of the stream.
+    pub fn apply(&mut self, sequence: u64, event: EventEvent) {
+        let cause = Cause::of(&self.id, sequence);
+        self.sequence = sequence;
+        match event {
+            EventEvent::Deployed {
+                id,
+                name,
+                template_course_id,
+                participants,
+                ..
+            } => {
+                if self.id.is_empty() {
+                    self.id = id;
+                }
+                self.name = name;
+                self.template_course_id = template_course_id;
+                self.status = Status::Deployed;
+                self.deployed = Some(cause);
+                self.removed.clear();
+                self.participants = participants
+                    .into_iter()
+                    .map(|participant| DesiredParticipant { participant, cause })
+                    .collect();
+            }
+            EventEvent::ParticipantAdded { participant } => {
+                self.removed.retain(|r| r.participant.id != participant.id);
+                self.participants
+                    .retain(|p| p.participant.id != participant.id);
+                self.participants
+                    .push(DesiredParticipant { participant, cause });
+            }
+            EventEvent::ParticipantRemoved { participant } => {
+                self.participants
+                    .retain(|p| p.participant.id != participant.id);
+                self.removed.retain(|r| r.participant.id != participant.id);
+                self.removed.push(DesiredParticipant { participant, cause });
+            }
+            EventEvent::Ended => {
+                self.status = Status::Ended;
+                self.ended = Some(cause);
+            }
+            EventEvent::Deleted => {
+                self.status = Status::Deleted;
+                self.deleted = Some(cause);
+            }
+        }
+    }
+
+    /// The cause of the current status (Deployed, Ended or Deleted).
+    pub fn status_cause(&self) -> Cause {
+        match self.status {
+            Status::Deleted => self.deleted,
+            Status::Ended => self.ended,
+            _ => self.deployed,
+        }
+        .or(self.deployed)
+        .unwrap_or_else(Cause::none)
+    }
+
+    /// The shortname of this event's course: found again by it after any failure.
+    pub fn shortname(&self) -> String {
+        course_shortname(&self.id)
+    }
+
+    pub fn participant(&self, id: &str) -> Option<&DesiredParticipant> {
+        self.participants.iter().find(|p| p.participant.id == id)
+    }
+}
+
+/// The Moodle course shortname of OpenVLE event `event_id`: `ovle-<event id>`.
+pub fn course_shortname(event_id: &str) -> String {
+    format!("ovle-{event_id}")
+}

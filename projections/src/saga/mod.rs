@@ -1,0 +1,33 @@
+//! The Moodle saga's decision logic, pure (no I/O): what Moodle should hold for one OpenVLE
+//! event, what the saga has recorded it holds, and the next batched steps between the two.
+//!
+//! - [`Desired`]: the fold of the event's `event` stream (participants with roles, status,
+//!   template course, and the id of the domain event behind each fact, for `caused_by`).
+//! - Recorded: [`domain::moodle_sync::MoodleSync`], the fold of the `moodle_sync` stream.
+//! - [`plan`]: (desired, recorded, [`SagaSettings`]) → [`Plan`], level-triggered: a redelivered
+//!   or coalesced domain event gives the same plan, and an empty plan means in sync (or parked).
+//!
+//! | phase                | steps (each one batch, whatever the number of participants)             |
+//! |----------------------|-------------------------------------------------------------------------|
+//! | Deployed             | EnsureCourse (find by shortname `ovle-<event id>`, duplicate if absent), LinkUsers (one look-up, one create of the missing), Enrol |
+//! | ParticipantAdded     | LinkUsers, Enrol (a burst of adds coalesces into one batch each)        |
+//! | ParticipantRemoved   | Remove (unenrol or suspend per `removal_mode`)                          |
+//! | Ended                | Remove the students first, then hide the course; instructors stay       |
+//! | Deleted              | DeleteCourse when configured; otherwise the course is kept as ended     |
+//!
+//! A participant Moodle would refuse (a username outside Moodle's rules) is parked alone; parked
+//! participants are left out of every step until an operator resumes the saga.
+
+pub mod desired;
+pub mod plan;
+pub mod username;
+
+pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
+pub use plan::{
+    plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemovalMode, RemoveItem,
+    SagaSettings, Step, SyncState, UserMatchField, UserToLink,
+};
+pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
+
+#[cfg(test)]
+mod tests;

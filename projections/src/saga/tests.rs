@@ -1,0 +1,703 @@
+use cqrs_es::Aggregate;
+use uuid::Uuid;
+
+use domain::event::EventEvent;
+use domain::moodle_sync::{EnrolmentState, LinkKind, MoodleSync, MoodleSyncEvent};
+use domain::participant::{Participant, Role};
+
+use super::*;
+
+fn person(id: &str, role: Role) -> Participant {
+    Participant {
+        id: id.into(),
+        email: format!("{id}@example.org"),
+        username: None,
+        first_name: "First".into(),
+        last_name: "Last".into(),
+        role,
+    }
+}
+
+fn deployed(template: Option<i64>, participants: Vec<Participant>) -> EventEvent {
+    EventEvent::Deployed {
+        id: "ev1".into(),
+        environment_id: "env".into(),
+        name: "Spring lab".into(),
+        template_course_id: template,
+        participants,
+    }
+}
+
+/// A desired fold from events numbered 1, 2, ….
+fn desired(events: Vec<EventEvent>) -> Desired {
+    Desired::fold(
+        "ev1",
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, e)),
+    )
+}
+
+fn settings() -> SagaSettings {
+    SagaSettings::enabled(7)
+}
+
+fn cause(seq: u64) -> Cause {
+    Cause::of("ev1", seq)
+}
+
+/// A stand-in for the runner and Moodle: runs the plan's first step, records its facts.
+/// Returns the step run, or None once the plan is empty.
+fn step_once(d: &Desired, r: &mut MoodleSync, s: &SagaSettings) -> Option<Step> {
+    let p = plan(d, r, s);
+    let step = p.next()?.clone();
+    let nil = Uuid::nil();
+    let facts: Vec<MoodleSyncEvent> = match &step {
+        Step::ParkParticipants(items) => items
+            .iter()
+            .map(|i| MoodleSyncEvent::ParticipantParked {
+                participant_id: i.participant_id.clone(),
+                code: i.refusal.code.clone(),
+                reason: i.refusal.reason.clone(),
+                caused_by: nil,
+            })
+            .collect(),
+        Step::EnsureCourse(e) => {
+            let mut v = vec![MoodleSyncEvent::CourseDuplicated {
+                course_id: 100,
+                shortname: e.shortname.clone(),
+                template_course_id: e.template_course_id,
+                category_id: e.category_id,
+                adopted: false,
+                caused_by: nil,
+            }];
+            if !e.visible {
+                v.push(MoodleSyncEvent::CourseHidden {
+                    course_id: 100,
+                    caused_by: nil,
+                });
+            }
+            v
+        }
+        Step::LinkUsers(l) => l
+            .users
+            .iter()
+            .map(|u| match &u.new_username {
+                Ok(username) => MoodleSyncEvent::UserLinked {
+                    participant_id: u.participant_id.clone(),
+                    moodle_user_id: 1000 + u.participant_id.len() as i64,
+                    username: username.clone(),
+                    how: LinkKind::Created,
+                    caused_by: nil,
+                },
+                Err(refusal) => MoodleSyncEvent::ParticipantParked {
+                    participant_id: u.participant_id.clone(),
+                    code: refusal.code.clone(),
+                    reason: refusal.reason.clone(),
+                    caused_by: nil,
+                },
+            })
+            .collect(),
+        Step::Enrol { items, .. } => items
+            .iter()
+            .map(|i| MoodleSyncEvent::Enrolled {
+                participant_id: i.participant_id.clone(),
+                moodle_user_id: i.moodle_user_id,
+                role_id: i.role_id,
+                caused_by: nil,
+            })
+            .collect(),
+        Step::Remove { mode, items, .. } => items
+            .iter()
+            .map(|i| match mode {
+                RemovalMode::Unenrol => MoodleSyncEvent::Unenrolled {
+                    participant_id: i.participant_id.clone(),
+                    moodle_user_id: i.moodle_user_id,
+                    caused_by: nil,
+                },
+                RemovalMode::Suspend => MoodleSyncEvent::Suspended {
+                    participant_id: i.participant_id.clone(),
+                    moodle_user_id: i.moodle_user_id,
+                    caused_by: nil,
+                },
+            })
+            .collect(),
+        Step::SetCourseVisible {
+            course_id, visible, ..
+        } => vec![if *visible {
+            MoodleSyncEvent::CourseShown {
+                course_id: *course_id,
+                caused_by: nil,
+            }
+        } else {
+            MoodleSyncEvent::CourseHidden {
+                course_id: *course_id,
+                caused_by: nil,
+            }
+        }],
+        Step::DeleteCourse { course_id, .. } => vec![MoodleSyncEvent::CourseDeleted {
+            course_id: *course_id,
+            caused_by: nil,
+        }],
+    };
+    for f in facts {
+        r.check(&f).expect("a fact the record accepts");
+        r.apply(f);
+    }
+    Some(step)
+}
+
+/// Runs until the plan is empty; returns the names of the steps run.
+fn converge(d: &Desired, r: &mut MoodleSync, s: &SagaSettings) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    while let Some(step) = step_once(d, r, s) {
+        names.push(step.name());
+        assert!(names.len() < 20, "the plan does not converge: {names:?}");
+    }
+    names
+}
+
+fn enrolment(r: &MoodleSync, id: &str) -> Option<(EnrolmentState, i64)> {
+    r.participant(id)
+        .and_then(|p| Some((p.enrolment?, p.role_id?)))
+}
+
+#[test]
+fn disabled_and_not_linked_produce_nothing() {
+    let d = desired(vec![deployed(Some(42), vec![person("a", Role::Student)])]);
+    let p = plan(&d, &MoodleSync::default(), &SagaSettings::disabled());
+    assert_eq!(p.state, SyncState::Disabled);
+    assert!(p.is_empty());
+
+    let d = desired(vec![deployed(None, vec![person("a", Role::Student)])]);
+    let p = plan(&d, &MoodleSync::default(), &settings());
+    assert_eq!(p.state, SyncState::NotLinked);
+    assert!(p.is_empty());
+    // Still nothing once ended or deleted.
+    let d = desired(vec![
+        deployed(None, vec![person("a", Role::Student)]),
+        EventEvent::Ended,
+        EventEvent::Deleted,
+    ]);
+    assert!(plan(&d, &MoodleSync::default(), &settings()).is_empty());
+    // Never deployed: nothing either.
+    assert!(plan(&Desired::new("x"), &MoodleSync::default(), &settings()).is_empty());
+}
+
+#[test]
+fn deploy_plans_course_and_one_link_batch_then_one_enrol_batch() {
+    let d = desired(vec![deployed(
+        Some(42),
+        vec![
+            person("t", Role::Instructor),
+            person("s1", Role::Student),
+            person("s2", Role::Student),
+        ],
+    )]);
+    let mut r = MoodleSync::default();
+    let p = plan(&d, &r, &settings());
+    assert_eq!(p.state, SyncState::Pending);
+    assert_eq!(p.steps.len(), 2);
+    match &p.steps[0] {
+        Step::EnsureCourse(e) => {
+            assert_eq!(e.shortname, "ovle-ev1");
+            assert_eq!(e.fullname, "Spring lab");
+            assert_eq!(e.template_course_id, 42);
+            assert_eq!(e.category_id, 7);
+            assert!(e.visible);
+            assert_eq!(e.cause, cause(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.steps[1] {
+        Step::LinkUsers(l) => {
+            assert_eq!(l.field, UserMatchField::Email);
+            assert_eq!(l.auth, "manual");
+            let ids: Vec<_> = l.users.iter().map(|u| u.participant_id.as_str()).collect();
+            assert_eq!(ids, ["t", "s1", "s2"]);
+            assert_eq!(l.users[1].key, "s1@example.org");
+            assert_eq!(l.users[1].new_username, Ok("s1".to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["ensure_course", "link_users", "enrol"]
+    );
+    assert_eq!(enrolment(&r, "t"), Some((EnrolmentState::Enrolled, 3)));
+    assert_eq!(enrolment(&r, "s1"), Some((EnrolmentState::Enrolled, 5)));
+    assert_eq!(enrolment(&r, "s2"), Some((EnrolmentState::Enrolled, 5)));
+    assert_eq!(plan(&d, &r, &settings()).state, SyncState::InSync);
+}
+
+#[test]
+fn enrol_is_one_batch_with_mapped_roles() {
+    let d = desired(vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), person("s", Role::Student)],
+    )]);
+    let mut r = MoodleSync::default();
+    step_once(&d, &mut r, &settings());
+    step_once(&d, &mut r, &settings());
+    let p = plan(&d, &r, &settings());
+    assert_eq!(p.steps.len(), 1);
+    match &p.steps[0] {
+        Step::Enrol { course_id, items } => {
+            assert_eq!(*course_id, 100);
+            let v: Vec<_> = items
+                .iter()
+                .map(|i| (i.participant_id.as_str(), i.role_id))
+                .collect();
+            assert_eq!(v, [("t", 3), ("s", 5)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Custom role ids.
+    let custom = SagaSettings {
+        instructor_role_id: 4,
+        student_role_id: 9,
+        ..settings()
+    };
+    let mut r2 = MoodleSync::default();
+    converge(&d, &mut r2, &custom);
+    assert_eq!(enrolment(&r2, "t"), Some((EnrolmentState::Enrolled, 4)));
+    assert_eq!(enrolment(&r2, "s"), Some((EnrolmentState::Enrolled, 9)));
+}
+
+#[test]
+fn coalesced_burst_of_adds_is_one_batch_and_redelivery_is_the_same_plan() {
+    let base = vec![deployed(Some(42), vec![person("t", Role::Instructor)])];
+    let d0 = desired(base.clone());
+    let mut r = MoodleSync::default();
+    converge(&d0, &mut r, &settings());
+
+    let mut events = base;
+    for i in 0..25 {
+        events.push(EventEvent::ParticipantAdded {
+            participant: person(&format!("n{i}"), Role::Student),
+        });
+    }
+    let d = desired(events.clone());
+    let p = plan(&d, &r, &settings());
+    assert_eq!(p.steps.len(), 1);
+    match &p.steps[0] {
+        Step::LinkUsers(l) => {
+            assert_eq!(l.users.len(), 25);
+            assert_eq!(l.users[0].cause, cause(2));
+            assert_eq!(l.users[24].cause, cause(26));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.steps[0].cause(), cause(26));
+    // Level-triggered: the same desired state (a redelivery) plans the same thing.
+    assert_eq!(plan(&desired(events), &r, &settings()), p);
+
+    assert_eq!(converge(&d, &mut r, &settings()), ["link_users", "enrol"]);
+    for i in 0..25 {
+        assert_eq!(
+            enrolment(&r, &format!("n{i}")),
+            Some((EnrolmentState::Enrolled, 5))
+        );
+    }
+}
+
+#[test]
+fn remove_then_re_add() {
+    let mut events = vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), person("s", Role::Student)],
+    )];
+    let mut r = MoodleSync::default();
+    converge(&desired(events.clone()), &mut r, &settings());
+
+    events.push(EventEvent::ParticipantRemoved {
+        participant: person("s", Role::Student),
+    });
+    let d = desired(events.clone());
+    let p = plan(&d, &r, &settings());
+    match &p.steps[..] {
+        [Step::Remove {
+            course_id: 100,
+            mode: RemovalMode::Unenrol,
+            items,
+        }] => {
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].participant_id, "s");
+            assert_eq!(items[0].cause, cause(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(converge(&d, &mut r, &settings()), ["unenrol"]);
+    assert_eq!(enrolment(&r, "s"), Some((EnrolmentState::Unenrolled, 5)));
+
+    // Back again: enrolled with the link already recorded, no look-up.
+    events.push(EventEvent::ParticipantAdded {
+        participant: person("s", Role::Student),
+    });
+    let d = desired(events.clone());
+    assert_eq!(converge(&d, &mut r, &settings()), ["enrol"]);
+    assert_eq!(enrolment(&r, "s"), Some((EnrolmentState::Enrolled, 5)));
+
+    // Removed and re-added before the saga saw either: nothing to do (coalesced).
+    events.push(EventEvent::ParticipantRemoved {
+        participant: person("s", Role::Student),
+    });
+    events.push(EventEvent::ParticipantAdded {
+        participant: person("s", Role::Student),
+    });
+    assert!(plan(&desired(events), &r, &settings()).is_empty());
+}
+
+#[test]
+fn suspend_mode_and_re_activation() {
+    let s = SagaSettings {
+        removal_mode: RemovalMode::Suspend,
+        ..settings()
+    };
+    let mut events = vec![deployed(Some(42), vec![person("s", Role::Student)])];
+    let mut r = MoodleSync::default();
+    converge(&desired(events.clone()), &mut r, &s);
+    events.push(EventEvent::ParticipantRemoved {
+        participant: person("s", Role::Student),
+    });
+    assert_eq!(converge(&desired(events.clone()), &mut r, &s), ["suspend"]);
+    assert_eq!(enrolment(&r, "s"), Some((EnrolmentState::Suspended, 5)));
+    events.push(EventEvent::ParticipantAdded {
+        participant: person("s", Role::Student),
+    });
+    let d = desired(events);
+    match &plan(&d, &r, &s).steps[..] {
+        [Step::Enrol { items, .. }] => assert_eq!(items[0].cause, cause(3)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(converge(&d, &mut r, &s), ["enrol"]);
+    assert_eq!(enrolment(&r, "s"), Some((EnrolmentState::Enrolled, 5)));
+}
+
+#[test]
+fn removed_before_ever_enrolled_needs_nothing() {
+    let d = desired(vec![
+        deployed(
+            Some(42),
+            vec![person("t", Role::Instructor), person("s", Role::Student)],
+        ),
+        EventEvent::ParticipantRemoved {
+            participant: person("s", Role::Student),
+        },
+    ]);
+    let mut r = MoodleSync::default();
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["ensure_course", "link_users", "enrol"]
+    );
+    assert!(r.participant("s").is_none());
+}
+
+#[test]
+fn end_removes_students_first_then_hides_and_keeps_instructors() {
+    let mut events = vec![deployed(
+        Some(42),
+        vec![
+            person("t", Role::Instructor),
+            person("s1", Role::Student),
+            person("s2", Role::Student),
+        ],
+    )];
+    let mut r = MoodleSync::default();
+    converge(&desired(events.clone()), &mut r, &settings());
+    events.push(EventEvent::Ended);
+    let d = desired(events);
+    let p = plan(&d, &r, &settings());
+    match &p.steps[..] {
+        [Step::Remove { items, mode, .. }, Step::SetCourseVisible {
+            course_id: 100,
+            visible: false,
+            cause: c,
+        }] => {
+            assert_eq!(*mode, RemovalMode::Unenrol);
+            let ids: Vec<_> = items.iter().map(|i| i.participant_id.as_str()).collect();
+            assert_eq!(ids, ["s1", "s2"]);
+            assert!(items.iter().all(|i| i.cause == cause(2)));
+            assert_eq!(*c, cause(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["unenrol", "hide_course"]
+    );
+    assert_eq!(enrolment(&r, "t"), Some((EnrolmentState::Enrolled, 3)));
+    assert_eq!(enrolment(&r, "s1"), Some((EnrolmentState::Unenrolled, 5)));
+    assert_eq!(r.course_visible, Some(false));
+    assert_eq!(plan(&d, &r, &settings()).state, SyncState::InSync);
+
+    // Suspend mode suspends the students at the end.
+    let s = SagaSettings {
+        removal_mode: RemovalMode::Suspend,
+        ..settings()
+    };
+    let mut r = MoodleSync::default();
+    converge(
+        &desired(vec![deployed(Some(42), vec![person("s1", Role::Student)])]),
+        &mut r,
+        &s,
+    );
+    let d = desired(vec![
+        deployed(Some(42), vec![person("s1", Role::Student)]),
+        EventEvent::Ended,
+    ]);
+    assert_eq!(converge(&d, &mut r, &s), ["suspend", "hide_course"]);
+}
+
+#[test]
+fn deploy_and_end_coalesced_creates_a_hidden_course_with_instructors_only() {
+    let d = desired(vec![
+        deployed(
+            Some(42),
+            vec![person("t", Role::Instructor), person("s", Role::Student)],
+        ),
+        EventEvent::Ended,
+    ]);
+    let p = plan(&d, &MoodleSync::default(), &settings());
+    match &p.steps[..] {
+        [Step::EnsureCourse(e), Step::LinkUsers(l)] => {
+            assert!(!e.visible);
+            assert_eq!(e.cause, cause(1));
+            assert_eq!(l.users.len(), 1);
+            assert_eq!(l.users[0].participant_id, "t");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut r = MoodleSync::default();
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["ensure_course", "link_users", "enrol"]
+    );
+    assert!(r.participant("s").is_none());
+    assert_eq!(r.course_visible, Some(false));
+}
+
+#[test]
+fn delete_with_and_without_course_deletion() {
+    let base = vec![
+        deployed(
+            Some(42),
+            vec![person("t", Role::Instructor), person("s", Role::Student)],
+        ),
+        EventEvent::Ended,
+    ];
+    let mut r = MoodleSync::default();
+    converge(&desired(base.clone()), &mut r, &settings());
+    let mut events = base;
+    events.push(EventEvent::Deleted);
+    let d = desired(events);
+
+    // Kept: nothing more (it was ended already).
+    assert!(plan(&d, &r, &settings()).is_empty());
+    // Deleted when configured.
+    let del = SagaSettings {
+        delete_course_on_event_delete: true,
+        ..settings()
+    };
+    let p = plan(&d, &r, &del);
+    assert_eq!(
+        p.steps,
+        [Step::DeleteCourse {
+            course_id: 100,
+            cause: cause(3)
+        }]
+    );
+    let mut r2 = r.clone();
+    assert_eq!(converge(&d, &mut r2, &del), ["delete_course"]);
+    assert!(r2.course_deleted);
+    assert_eq!(plan(&d, &r2, &del).state, SyncState::InSync);
+
+    // Deleted straight from deployed, course kept: as if ended (students out, hidden).
+    let mut r = MoodleSync::default();
+    let live = vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), person("s", Role::Student)],
+    )];
+    converge(&desired(live.clone()), &mut r, &settings());
+    let mut events = live;
+    events.push(EventEvent::Deleted);
+    assert_eq!(
+        converge(&desired(events), &mut r, &settings()),
+        ["unenrol", "hide_course"]
+    );
+
+    // Deleted before the saga ever made a course: nothing, with or without deletion.
+    let d = desired(vec![
+        deployed(Some(42), vec![person("s", Role::Student)]),
+        EventEvent::Deleted,
+    ]);
+    assert!(plan(&d, &MoodleSync::default(), &settings()).is_empty());
+    assert!(plan(&d, &MoodleSync::default(), &del).is_empty());
+}
+
+#[test]
+fn parked_participants_are_excluded_and_fail_the_state() {
+    let mut bad = person("bad", Role::Student);
+    bad.email = "o'neil@example.org".into();
+    let d = desired(vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), bad.clone()],
+    )]);
+    // Matched by email: looked up anyway (an account may exist), parked only if none does.
+    let p = plan(&d, &MoodleSync::default(), &settings());
+    match &p.steps[1] {
+        Step::LinkUsers(l) => {
+            assert_eq!(l.users.len(), 2);
+            assert_eq!(
+                l.users[1].new_username.as_ref().unwrap_err().code,
+                "invalid_username"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut r = MoodleSync::default();
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["ensure_course", "link_users", "enrol"]
+    );
+    assert!(r.participant("bad").unwrap().parked.is_some());
+    assert_eq!(enrolment(&r, "t"), Some((EnrolmentState::Enrolled, 3)));
+    let p = plan(&d, &r, &settings());
+    assert!(p.is_empty());
+    assert_eq!(p.state, SyncState::Failed);
+
+    // Matched by username: a bad username cannot even be looked up: parked before anything.
+    let by_username = SagaSettings {
+        user_match_field: UserMatchField::Username,
+        ..settings()
+    };
+    let p = plan(&d, &MoodleSync::default(), &by_username);
+    match &p.steps[..] {
+        [Step::ParkParticipants(parks), Step::EnsureCourse(_), Step::LinkUsers(l)] => {
+            assert_eq!(parks.len(), 1);
+            assert_eq!(parks[0].participant_id, "bad");
+            assert_eq!(l.users.len(), 1);
+            assert_eq!(l.users[0].key, "t");
+            assert_eq!(l.field, UserMatchField::Username);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Removing the parked participant ends the failure.
+    let d2 = desired(vec![
+        deployed(Some(42), vec![person("t", Role::Instructor), bad.clone()]),
+        EventEvent::ParticipantRemoved { participant: bad },
+    ]);
+    assert_eq!(plan(&d2, &r, &settings()).state, SyncState::InSync);
+
+    // Resume: the participant is planned again.
+    r.apply(MoodleSyncEvent::Resumed { by: "op".into() });
+    let p = plan(&d, &r, &settings());
+    assert_eq!(p.state, SyncState::Pending);
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].name(), "link_users");
+}
+
+#[test]
+fn a_parked_saga_plans_nothing_until_resumed() {
+    let d = desired(vec![deployed(Some(42), vec![person("s", Role::Student)])]);
+    let mut r = MoodleSync::default();
+    r.apply(MoodleSyncEvent::Parked {
+        step: "ensure_course".into(),
+        code: "invalidcourseid".into(),
+        reason: "template missing".into(),
+        caused_by: Uuid::nil(),
+    });
+    let p = plan(&d, &r, &settings());
+    assert!(p.is_empty());
+    assert_eq!(p.state, SyncState::Failed);
+    r.apply(MoodleSyncEvent::Resumed { by: "op".into() });
+    assert_eq!(plan(&d, &r, &settings()).steps[0].name(), "ensure_course");
+}
+
+#[test]
+fn a_participant_parked_at_enrol_keeps_others_flowing() {
+    let d = desired(vec![deployed(
+        Some(42),
+        vec![person("a", Role::Student), person("b", Role::Student)],
+    )]);
+    let mut r = MoodleSync::default();
+    step_once(&d, &mut r, &settings());
+    step_once(&d, &mut r, &settings());
+    r.apply(MoodleSyncEvent::ParticipantParked {
+        participant_id: "a".into(),
+        code: "codingerror".into(),
+        reason: "user deleted".into(),
+        caused_by: Uuid::nil(),
+    });
+    match &plan(&d, &r, &settings()).steps[..] {
+        [Step::Enrol { items, .. }] => {
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].participant_id, "b");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_lost_course_is_made_again_and_a_hidden_live_course_is_shown() {
+    let d = desired(vec![deployed(Some(42), vec![person("s", Role::Student)])]);
+    let mut r = MoodleSync::default();
+    converge(&d, &mut r, &settings());
+    r.apply(MoodleSyncEvent::CourseHidden {
+        course_id: 100,
+        caused_by: Uuid::nil(),
+    });
+    assert_eq!(converge(&d, &mut r, &settings()), ["show_course"]);
+    r.apply(MoodleSyncEvent::CourseLost {
+        course_id: 100,
+        caused_by: Uuid::nil(),
+    });
+    // The link survives the course: no new look-up.
+    assert_eq!(
+        converge(&d, &mut r, &settings()),
+        ["ensure_course", "enrol"]
+    );
+}
+
+#[test]
+fn a_role_change_through_remove_and_add_enrols_with_the_new_role() {
+    let mut events = vec![deployed(Some(42), vec![person("x", Role::Student)])];
+    let mut r = MoodleSync::default();
+    converge(&desired(events.clone()), &mut r, &settings());
+    events.push(EventEvent::ParticipantRemoved {
+        participant: person("x", Role::Student),
+    });
+    events.push(EventEvent::ParticipantAdded {
+        participant: person("x", Role::Instructor),
+    });
+    let d = desired(events);
+    match &plan(&d, &r, &settings()).steps[..] {
+        [Step::Enrol { items, .. }] => assert_eq!(items[0].role_id, 3),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn desired_fold_tracks_causes() {
+    let d = desired(vec![
+        deployed(Some(42), vec![person("a", Role::Student)]),
+        EventEvent::ParticipantAdded {
+            participant: person("b", Role::Student),
+        },
+        EventEvent::ParticipantRemoved {
+            participant: person("a", Role::Student),
+        },
+        EventEvent::Ended,
+    ]);
+    assert_eq!(d.sequence, 4);
+    assert_eq!(d.participants.len(), 1);
+    assert_eq!(d.participants[0].cause, cause(2));
+    assert_eq!(d.removed[0].participant.id, "a");
+    assert_eq!(d.removed[0].cause, cause(3));
+    assert_eq!(d.status_cause(), cause(4));
+    assert_eq!(d.deployed, Some(cause(1)));
+    assert_eq!(cause(1).event_id, domain::event_id_of("event", "ev1", 1));
+    assert_eq!(course_shortname("ev1"), "ovle-ev1");
+}

@@ -1,0 +1,117 @@
+//! Moodle usernames, checked locally before anything is sent: Moodle refuses a whole
+//! `core_user_create_users` batch (and a whole look-up by username) for one bad username, and
+//! with debugging off its answer does not say which.
+
+use domain::participant::Participant;
+
+/// Moodle's longest username (the `user.username` column).
+pub const MAX_USERNAME_LEN: usize = 100;
+
+/// Why a participant cannot get a Moodle account from us.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    /// Stable code, recorded in `ParticipantParked`.
+    pub code: String,
+    /// For a person.
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn invalid_username(username: &str, why: &str) -> Refusal {
+        Refusal {
+            code: "invalid_username".to_string(),
+            reason: format!(
+                "Moodle would refuse the username {username:?}: {why} \
+                 (allowed: lowercase letters, digits and - . @ _, at most {MAX_USERNAME_LEN} characters); \
+                 correct the participant's username in OpenVLE"
+            ),
+        }
+    }
+}
+
+/// The username a new Moodle account for this participant gets: the participant's username, or
+/// the local part of their email when they have none, lowercased (Moodle keeps usernames
+/// lowercase and refuses others) and checked against Moodle's rules (`PARAM_USERNAME` without
+/// `extendedusernamechars`). Nothing is silently rewritten beyond lowercasing: a character Moodle
+/// does not allow parks the participant with a clear reason instead of creating a look-alike.
+pub fn moodle_username(participant: &Participant) -> Result<String, Refusal> {
+    let raw = match &participant.username {
+        Some(u) => u.trim().to_string(),
+        None => participant
+            .email
+            .rsplit_once('@')
+            .map(|(local, _)| local.to_string())
+            .unwrap_or_default(),
+    };
+    let username = raw.to_lowercase();
+    check_username(&username).map(|()| username)
+}
+
+/// Checks a (lowercase) username against Moodle's rules.
+pub fn check_username(username: &str) -> Result<(), Refusal> {
+    if username.is_empty() {
+        return Err(Refusal::invalid_username(username, "it is empty"));
+    }
+    if username.chars().count() > MAX_USERNAME_LEN {
+        return Err(Refusal::invalid_username(username, "it is too long"));
+    }
+    if let Some(bad) = username
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-.@_".contains(*c)))
+    {
+        return Err(Refusal::invalid_username(
+            username,
+            &format!("it contains {bad:?}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::participant::Role;
+
+    fn p(email: &str, username: Option<&str>) -> Participant {
+        Participant {
+            id: "p".into(),
+            email: email.into(),
+            username: username.map(str::to_string),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            role: Role::Student,
+        }
+    }
+
+    #[test]
+    fn derived_from_username_or_email() {
+        assert_eq!(
+            moodle_username(&p("x@y.org", Some("Ada.L"))).unwrap(),
+            "ada.l"
+        );
+        assert_eq!(
+            moodle_username(&p("Grace.Hopper@Navy.mil", None)).unwrap(),
+            "grace.hopper"
+        );
+        assert_eq!(moodle_username(&p("a_b-c@y.org", None)).unwrap(), "a_b-c");
+        assert_eq!(
+            moodle_username(&p("x@y.org", Some("me@home.net"))).unwrap(),
+            "me@home.net"
+        );
+    }
+
+    #[test]
+    fn refused_locally() {
+        for (email, username) in [
+            ("o'neil@y.org", None),
+            ("tag+x@y.org", None),
+            ("x@y.org", Some("has space")),
+            ("x@y.org", Some("jürgen")),
+        ] {
+            let err = moodle_username(&p(email, username)).unwrap_err();
+            assert_eq!(err.code, "invalid_username", "{email} {username:?}");
+        }
+        assert!(check_username(&"a".repeat(101)).is_err());
+        assert!(check_username(&"a".repeat(100)).is_ok());
+    }
+}
