@@ -252,7 +252,8 @@ impl EventFold {
             let delete_course = deleting && settings.delete_course_on_event_delete;
             let has_course = sync.course_id.is_some() && !sync.course_deleted;
             // A deleted event whose course never existed needs nothing.
-            let wants_course = !delete_course && !(deleting && sync.course_id.is_none());
+            let never_created = deleting && sync.course_id.is_none();
+            let wants_course = !(delete_course || never_created);
             if delete_course {
                 if has_course {
                     pending_steps += 1;

@@ -109,9 +109,10 @@ impl Drop for TestDb {
                     if let Ok(mut conn) =
                         sqlx::PgConnection::connect(&format!("{server}/postgres")).await
                     {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             })
@@ -124,7 +125,10 @@ impl Drop for TestDb {
 fn server_url(url: &str) -> String {
     let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
     let rest = &url[scheme_end..];
-    let end = rest.find(['/', '?']).map(|i| scheme_end + i).unwrap_or(url.len());
+    let end = rest
+        .find(['/', '?'])
+        .map(|i| scheme_end + i)
+        .unwrap_or(url.len());
     url[..end].to_string()
 }
 
@@ -213,7 +217,12 @@ impl TestApp {
 
     /// Sends a request with an optional JSON body; returns the status and the JSON answer
     /// (`Value::Null` when the body is not JSON).
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut rb = self.request(method, path);
         if let Some(b) = body {
             rb = rb.json(b);
@@ -306,7 +315,12 @@ pub fn participant(id: &str, role: &str) -> Value {
 /// A deploy body with `n` participants (the first an instructor, the rest students).
 pub fn deploy_body(id: &str, environment_id: &str, n: usize) -> Value {
     let participants: Vec<Value> = (0..n)
-        .map(|i| participant(&format!("p{i:05}"), if i == 0 { "instructor" } else { "student" }))
+        .map(|i| {
+            participant(
+                &format!("p{i:05}"),
+                if i == 0 { "instructor" } else { "student" },
+            )
+        })
         .collect();
     json!({
         "id": id,

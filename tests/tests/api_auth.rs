@@ -16,7 +16,13 @@ fn config() -> ApiConfig {
     }
 }
 
-async fn as_token(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: Option<&serde_json::Value>) -> (StatusCode, serde_json::Value, Option<String>) {
+async fn as_token(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (StatusCode, serde_json::Value, Option<String>) {
     let mut rb = app.client.request(method, app.url(path));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -34,7 +40,9 @@ async fn as_token(app: &TestApp, token: Option<&str>, method: Method, path: &str
 }
 
 async fn writer_and_auditor(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, config()).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, config()).await else {
+        return;
+    };
     // The helpers send the writer token.
     app.environment("env", None).await;
     let id = app.deploy("env", 2).await;
@@ -71,15 +79,28 @@ async fn writer_and_auditor(backend: Backend) {
     }
     // …and writes nothing.
     let writes = [
-        (Method::POST, "/api/v1/events".to_string(), Some(deploy_body(&uuid::Uuid::new_v4().to_string(), "env", 1))),
-        (Method::PUT, "/api/v1/environments/env".to_string(), Some(json!({"name": "x"}))),
-        (Method::POST, format!("{event}/participants"), Some(support::participant("a", "student"))),
+        (
+            Method::POST,
+            "/api/v1/events".to_string(),
+            Some(deploy_body(&uuid::Uuid::new_v4().to_string(), "env", 1)),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/environments/env".to_string(),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            Method::POST,
+            format!("{event}/participants"),
+            Some(support::participant("a", "student")),
+        ),
         (Method::DELETE, format!("{event}/participants/p00001"), None),
         (Method::POST, format!("{event}/end"), None),
         (Method::DELETE, event.clone(), None),
     ];
     for (method, path, body) in &writes {
-        let (status, value, _) = as_token(&app, Some(AUDITOR), method.clone(), path, body.as_ref()).await;
+        let (status, value, _) =
+            as_token(&app, Some(AUDITOR), method.clone(), path, body.as_ref()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
         assert_eq!(code(&value), "forbidden");
         let (status, value, _) = as_token(&app, None, method.clone(), path, body.as_ref()).await;
@@ -89,9 +110,23 @@ async fn writer_and_auditor(backend: Backend) {
     assert_eq!(app.head().await, head, "nothing appended");
 
     // The writer may; the actor recorded is the token's role, never the token.
-    let (status, _, _) = as_token(&app, Some(WRITER), Method::POST, &format!("{event}/end"), None).await;
+    let (status, _, _) = as_token(
+        &app,
+        Some(WRITER),
+        Method::POST,
+        &format!("{event}/end"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, history, _) = as_token(&app, Some(AUDITOR), Method::GET, &format!("{event}/history"), None).await;
+    let (_, history, _) = as_token(
+        &app,
+        Some(AUDITOR),
+        Method::GET,
+        &format!("{event}/history"),
+        None,
+    )
+    .await;
     let text = history.to_string();
     assert!(!text.contains(WRITER) && !text.contains(AUDITOR));
     assert_eq!(history[1]["metadata"]["actor"], "writer");
@@ -104,11 +139,22 @@ async fn writer_and_auditor(backend: Backend) {
 }
 
 async fn no_tokens_no_auth(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
-    let (status, _) = app.put("/api/v1/environments/open", &json!({"name": "Open"})).await;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (status, _) = app
+        .put("/api/v1/environments/open", &json!({"name": "Open"}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     // A token sent anyway is ignored.
-    let (status, _, _) = as_token(&app, Some("whatever"), Method::GET, "/api/v1/environments/open", None).await;
+    let (status, _, _) = as_token(
+        &app,
+        Some("whatever"),
+        Method::GET,
+        "/api/v1/environments/open",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -117,8 +163,17 @@ async fn auditor_only(backend: Backend) {
         audit_token: Some(Token::new(AUDITOR)),
         ..ApiConfig::default()
     };
-    let Some(app) = TestApp::spawn_with(backend, config).await else { return };
-    let (status, body, _) = as_token(&app, Some(AUDITOR), Method::PUT, "/api/v1/environments/x", Some(&json!({"name": "x"}))).await;
+    let Some(app) = TestApp::spawn_with(backend, config).await else {
+        return;
+    };
+    let (status, body, _) = as_token(
+        &app,
+        Some(AUDITOR),
+        Method::PUT,
+        "/api/v1/environments/x",
+        Some(&json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _, _) = as_token(&app, Some(AUDITOR), Method::GET, "/api/v1/audit", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -20,13 +20,19 @@ fn moodle_on() -> ApiConfig {
 }
 
 async fn environments(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let body = app.environment("env-1", Some(42)).await;
     assert_eq!(
         body["environment"],
         json!({"id": "env-1", "name": "Environment env-1", "moodle_template_course_id": 42})
     );
-    assert_eq!(body["positions"].as_array().unwrap().len(), 2, "created + linked");
+    assert_eq!(
+        body["positions"].as_array().unwrap().len(),
+        2,
+        "created + linked"
+    );
 
     let (status, got) = app.get("/api/v1/environments/env-1").await;
     assert_eq!(status, StatusCode::OK);
@@ -44,7 +50,10 @@ async fn environments(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{renamed}");
     assert_eq!(renamed["environment"]["name"], "Renamed");
-    assert_eq!(renamed["environment"]["moodle_template_course_id"], Value::Null);
+    assert_eq!(
+        renamed["environment"]["moodle_template_course_id"],
+        Value::Null
+    );
     assert_eq!(renamed["positions"].as_array().unwrap().len(), 2);
 
     let (status, history) = app.get("/api/v1/audit?stream=env-1").await;
@@ -57,15 +66,24 @@ async fn environments(backend: Backend) {
         .collect();
     assert_eq!(
         types,
-        ["EnvironmentCreated", "TemplateLinked", "EnvironmentRenamed", "TemplateUnlinked"]
+        [
+            "EnvironmentCreated",
+            "TemplateLinked",
+            "EnvironmentRenamed",
+            "TemplateUnlinked"
+        ]
     );
 }
 
 async fn event_lifecycle(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.environment("env", None).await;
     let id = uuid::Uuid::new_v4().to_string();
-    let (status, body) = app.post("/api/v1/events", &deploy_body(&id, "env", 3)).await;
+    let (status, body) = app
+        .post("/api/v1/events", &deploy_body(&id, "env", 3))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let event = &body["event"];
     assert_eq!(event["id"], id.as_str());
@@ -113,7 +131,11 @@ async fn event_lifecycle(backend: Backend) {
     assert_eq!(ids, ["p00000", "p00002", "late"]);
 
     let (status, body) = app
-        .call(reqwest::Method::POST, &format!("/api/v1/events/{id}/end"), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/events/{id}/end"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["event"]["status"], "ended");
@@ -136,7 +158,13 @@ async fn event_lifecycle(backend: Backend) {
         .collect();
     assert_eq!(
         types,
-        ["Deployed", "ParticipantAdded", "ParticipantRemoved", "Ended", "Deleted"]
+        [
+            "Deployed",
+            "ParticipantAdded",
+            "ParticipantRemoved",
+            "Ended",
+            "Deleted"
+        ]
     );
     for (i, e) in history.as_array().unwrap().iter().enumerate() {
         assert_eq!(e["stream"], "event");
@@ -148,7 +176,9 @@ async fn event_lifecycle(backend: Backend) {
 }
 
 async fn moodle_states_in_the_view(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
+        return;
+    };
     app.environment("linked", Some(42)).await;
     app.environment("plain", None).await;
     let linked = app.deploy("linked", 3).await;
@@ -171,7 +201,9 @@ async fn moodle_states_in_the_view(backend: Backend) {
 }
 
 async fn history_interleaves_both_streams(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
+        return;
+    };
     app.environment("env", Some(42)).await;
     let id = app.deploy("env", 1).await;
     let deployed_id = domain::event_id_of("event", &id, 1);
@@ -220,7 +252,10 @@ async fn history_interleaves_both_streams(backend: Backend) {
             ("event", "ParticipantAdded", 2)
         ]
     );
-    let positions: Vec<i64> = history.iter().map(|e| e["position"].as_i64().unwrap()).collect();
+    let positions: Vec<i64> = history
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     assert_eq!(history[0]["event_id"], deployed_id.to_string());
     assert_eq!(history[1]["metadata"]["actor"], "saga-test");
@@ -234,7 +269,9 @@ async fn history_interleaves_both_streams(backend: Backend) {
 }
 
 async fn ten_thousand_participants(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.environment("big", None).await;
     let id = uuid::Uuid::new_v4().to_string();
     let body = deploy_body(&id, "big", 10_000);
@@ -242,7 +279,10 @@ async fn ten_thousand_participants(backend: Backend) {
     assert!(size > 1024 * 1024, "the body ({size} bytes) is over 1 MiB");
     let (status, answer) = app.post("/api/v1/events", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{}", answer["error"]);
-    assert_eq!(answer["event"]["participants"].as_array().unwrap().len(), 10_000);
+    assert_eq!(
+        answer["event"]["participants"].as_array().unwrap().len(),
+        10_000
+    );
     let (status, _) = app
         .post(
             &format!("/api/v1/events/{id}/participants"),
@@ -255,7 +295,9 @@ async fn ten_thousand_participants(backend: Backend) {
 }
 
 async fn concurrent_adds_lose_nothing(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.environment("env", None).await;
     let id = app.deploy("env", 1).await;
     let n = 24;
@@ -279,7 +321,10 @@ async fn concurrent_adds_lose_nothing(backend: Backend) {
     assert_eq!(participants.len(), n + 1);
     for i in 0..n {
         let pid = format!("c{i}");
-        assert!(participants.iter().any(|p| p["id"] == pid.as_str()), "{pid} lost");
+        assert!(
+            participants.iter().any(|p| p["id"] == pid.as_str()),
+            "{pid} lost"
+        );
     }
     let (_, history) = app.get(&format!("/api/v1/events/{id}/history")).await;
     let sequences: Vec<i64> = history

@@ -24,25 +24,44 @@ async fn send(
 }
 
 async fn replay_answers_the_first_answer(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.environment("env", None).await;
     let id = uuid::Uuid::new_v4().to_string();
     let body = deploy_body(&id, "env", 3);
 
-    let (s1, b1, r1) = send(&app, Method::POST, "/api/v1/events", "deploy-1", Some(&body)).await;
+    let (s1, b1, r1) = send(
+        &app,
+        Method::POST,
+        "/api/v1/events",
+        "deploy-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!(s1, StatusCode::ACCEPTED);
     assert!(!r1);
     let head = app.head().await;
 
     // The event moves on; the replay still answers the first answer.
     let (status, _) = app
-        .post(&format!("/api/v1/events/{id}/participants"), &participant("x", "student"))
+        .post(
+            &format!("/api/v1/events/{id}/participants"),
+            &participant("x", "student"),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let head_after_add = app.head().await;
     assert!(head_after_add > head);
 
-    let (s2, b2, r2) = send(&app, Method::POST, "/api/v1/events", "deploy-1", Some(&body)).await;
+    let (s2, b2, r2) = send(
+        &app,
+        Method::POST,
+        "/api/v1/events",
+        "deploy-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!(s2, s1);
     assert_eq!(b2, b1, "byte for byte");
     assert!(r2, "marked as replayed");
@@ -50,13 +69,33 @@ async fn replay_answers_the_first_answer(backend: Backend) {
 
     // Same key, other body: refused.
     let other = deploy_body(&uuid::Uuid::new_v4().to_string(), "env", 3);
-    let (s3, b3, _) = send(&app, Method::POST, "/api/v1/events", "deploy-1", Some(&other)).await;
+    let (s3, b3, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/events",
+        "deploy-1",
+        Some(&other),
+    )
+    .await;
     assert_eq!(s3, StatusCode::CONFLICT);
-    assert_eq!(code(&serde_json::from_slice(&b3).unwrap()), "idempotency_key_reused");
+    assert_eq!(
+        code(&serde_json::from_slice(&b3).unwrap()),
+        "idempotency_key_reused"
+    );
     // Same key and body on another path: refused too.
-    let (s4, b4, _) = send(&app, Method::PUT, "/api/v1/environments/env", "deploy-1", Some(&json!({"name": "x"}))).await;
+    let (s4, b4, _) = send(
+        &app,
+        Method::PUT,
+        "/api/v1/environments/env",
+        "deploy-1",
+        Some(&json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(s4, StatusCode::CONFLICT);
-    assert_eq!(code(&serde_json::from_slice(&b4).unwrap()), "idempotency_key_reused");
+    assert_eq!(
+        code(&serde_json::from_slice(&b4).unwrap()),
+        "idempotency_key_reused"
+    );
     assert_eq!(app.head().await, head_after_add);
 
     // Commands without a body are idempotent too.
@@ -75,13 +114,18 @@ async fn replay_answers_the_first_answer(backend: Backend) {
 }
 
 async fn errors_release_the_key(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let id = uuid::Uuid::new_v4().to_string();
     let body = deploy_body(&id, "later", 2);
     // The environment does not exist yet: 404, nothing remembered.
     let (s1, b1, _) = send(&app, Method::POST, "/api/v1/events", "k", Some(&body)).await;
     assert_eq!(s1, StatusCode::NOT_FOUND);
-    assert_eq!(code(&serde_json::from_slice(&b1).unwrap()), "environment_not_found");
+    assert_eq!(
+        code(&serde_json::from_slice(&b1).unwrap()),
+        "environment_not_found"
+    );
     app.environment("later", None).await;
     // The same request under the same key now succeeds.
     let (s2, _, replayed) = send(&app, Method::POST, "/api/v1/events", "k", Some(&body)).await;
@@ -90,7 +134,9 @@ async fn errors_release_the_key(backend: Backend) {
 }
 
 async fn concurrent_repeats_append_once(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.environment("env", None).await;
     let id = uuid::Uuid::new_v4().to_string();
     let body = deploy_body(&id, "env", 200);
@@ -109,7 +155,10 @@ async fn concurrent_repeats_append_once(backend: Backend) {
         }
     }
     assert!(!accepted.is_empty());
-    assert!(accepted.windows(2).all(|w| w[0] == w[1]), "every 202 is the same answer");
+    assert!(
+        accepted.windows(2).all(|w| w[0] == w[1]),
+        "every 202 is the same answer"
+    );
     assert_eq!(app.head().await, head + 1, "one Deployed event");
     let (_, history) = app.get(&format!("/api/v1/events/{id}/history")).await;
     assert_eq!(history.as_array().unwrap().len(), 1);
@@ -120,12 +169,15 @@ async fn keys_belong_to_their_token(backend: Backend) {
         writer_token: Some(support::Token::new("writer-secret")),
         ..Default::default()
     };
-    let Some(app) = TestApp::spawn_with(backend, config).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, config).await else {
+        return;
+    };
     app.environment("env", None).await;
     let body = deploy_body(&uuid::Uuid::new_v4().to_string(), "env", 1);
     let (status, first, _) = send(&app, Method::POST, "/api/v1/events", "tok", Some(&body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, again, replayed) = send(&app, Method::POST, "/api/v1/events", "tok", Some(&body)).await;
+    let (status, again, replayed) =
+        send(&app, Method::POST, "/api/v1/events", "tok", Some(&body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert!(replayed);
     assert_eq!(first, again);

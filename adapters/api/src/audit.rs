@@ -10,8 +10,8 @@ use crate::events::history_entry;
 use crate::{ApiError, AppState};
 
 /// Default and largest page sizes.
-pub(crate) const DEFAULT_LIMIT: u32 = 100;
-pub(crate) const MAX_LIMIT: u32 = 1000;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 fn timestamp(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(raw)
@@ -32,12 +32,17 @@ fn number(name: &str, raw: &str) -> Result<u64, ApiError> {
 /// Parses the query of `GET /api/v1/audit` (unknown parameters are refused, to catch typos).
 pub(crate) fn log_query(params: &[(String, String)]) -> Result<store::LogQuery, ApiError> {
     let mut q = store::LogQuery {
-        limit: DEFAULT_LIMIT as _,
+        limit: DEFAULT_LIMIT,
         ..Default::default()
     };
     for (name, value) in params {
         match name.as_str() {
-            "after" => q.after = number(name, value)? as _,
+            "after" => {
+                q.after = i64::try_from(number(name, value)?).map_err(|_| {
+                    ApiError::invalid_request("after is too large")
+                        .with_details(json!({ "parameter": "after", "value": value }))
+                })?
+            }
             "limit" => {
                 let n = number(name, value)?;
                 if n == 0 || n > MAX_LIMIT as u64 {
@@ -46,22 +51,20 @@ pub(crate) fn log_query(params: &[(String, String)]) -> Result<store::LogQuery, 
                     ))
                     .with_details(json!({ "parameter": "limit", "value": value })));
                 }
-                q.limit = n as _;
+                q.limit = n as usize;
             }
             "stream" => q.stream = Some(value.clone()),
             "aggregate_type" => q.aggregate_type = Some(value.clone()),
             "type" => q.event_type = Some(value.clone()),
             "from" => q.from = Some(timestamp(name, value)?),
             "to" => q.to = Some(timestamp(name, value)?),
-            other => {
-                return Err(ApiError::invalid_request(format!(
-                    "unknown query parameter {other:?}"
-                ))
-                .with_details(json!({
-                    "parameter": other,
-                    "allowed": ["after", "limit", "stream", "aggregate_type", "type", "from", "to"]
-                })))
-            }
+            other => return Err(ApiError::invalid_request(format!(
+                "unknown query parameter {other:?}"
+            ))
+            .with_details(json!({
+                "parameter": other,
+                "allowed": ["after", "limit", "stream", "aggregate_type", "type", "from", "to"]
+            }))),
         }
     }
     Ok(q)
@@ -73,7 +76,7 @@ pub(crate) async fn page(
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     let q = log_query(&params)?;
-    let limit = q.limit as usize;
+    let limit = q.limit;
     let events = state.store().read_page(&q).await?;
     let next = if events.len() >= limit {
         events.last().map(|e| e.position)
@@ -88,5 +91,7 @@ pub(crate) async fn page(
 
 pub(crate) async fn verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state.store().verify().await?;
-    Ok(Json(serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(Json(
+        serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }

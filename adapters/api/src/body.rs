@@ -1,8 +1,8 @@
 //! Request bodies and path parameters, with JSON errors for every way they can be wrong.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -29,7 +29,12 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
-            let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             essence == "application/json"
                 || (essence.starts_with("application/") && essence.ends_with("+json"))
         })
@@ -90,8 +95,14 @@ mod tests {
         assert_eq!(parse::<T>(b"nope").unwrap_err().code, "malformed_json");
         assert_eq!(parse::<T>(b"").unwrap_err().code, "malformed_json");
         assert_eq!(parse::<T>(b"{}").unwrap_err().code, "invalid_request");
-        assert_eq!(parse::<T>(br#"{"a":"x"}"#).unwrap_err().code, "invalid_request");
-        assert_eq!(parse::<T>(br#"{"a":1,"b":2}"#).unwrap_err().code, "invalid_request");
+        assert_eq!(
+            parse::<T>(br#"{"a":"x"}"#).unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(
+            parse::<T>(br#"{"a":1,"b":2}"#).unwrap_err().code,
+            "invalid_request"
+        );
         assert_eq!(parse::<T>(br#"{"a":1}"#).unwrap().a, 1);
     }
 
@@ -106,7 +117,10 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(require_json(&h).is_err());
-        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(require_json(&h).is_ok());
         h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert_eq!(require_json(&h).unwrap_err().code, "unsupported_media_type");

@@ -1,11 +1,11 @@
 //! Environments: create or update (PUT), read.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -54,23 +54,28 @@ pub(crate) async fn put_environment(
             return e.into_response();
         }
     };
-    commands::run(state, ctx, "put_environment", raw, move |state, meta| async move {
-        let appended = commands::execute::<Environment>(&state, &id, &meta, || {
-            EnvironmentCommand::Put {
-                id: id.clone(),
-                name: req.name.clone(),
-                moodle_template_course_id: req.moodle_template_course_id,
-            }
-        })
-        .await?;
-        let view = load(&state, &id)
-            .await?
-            .ok_or_else(|| ApiError::environment_not_found(&id))?;
-        Ok((
-            StatusCode::ACCEPTED,
-            json!({ "environment": view, "positions": appended.positions }),
-        ))
-    })
+    commands::run(
+        state,
+        ctx,
+        "put_environment",
+        raw,
+        move |state, meta| async move {
+            let appended =
+                commands::execute::<Environment>(&state, &id, &meta, || EnvironmentCommand::Put {
+                    id: id.clone(),
+                    name: req.name.clone(),
+                    moodle_template_course_id: req.moodle_template_course_id,
+                })
+                .await?;
+            let view = load(&state, &id)
+                .await?
+                .ok_or_else(|| ApiError::environment_not_found(&id))?;
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({ "environment": view, "positions": appended.positions }),
+            ))
+        },
+    )
     .await
 }
 

@@ -68,11 +68,7 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
     pub fn moodle_disabled() -> Self {
@@ -106,7 +102,9 @@ impl From<DomainError> for ApiError {
                 json!({ "field": field, "reason": reason })
             }
             DomainError::InvalidEmail(v) => json!({ "email": v }),
-            DomainError::UnknownRole(v) => json!({ "role": v, "allowed": ["instructor", "student"] }),
+            DomainError::UnknownRole(v) => {
+                json!({ "role": v, "allowed": ["instructor", "student"] })
+            }
             DomainError::DuplicateParticipant(v)
             | DomainError::ParticipantExists(v)
             | DomainError::ParticipantNotFound(v) => json!({ "participant_id": v }),
@@ -147,10 +145,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response

@@ -1,11 +1,11 @@
 //! OpenVLE events: deploy, participants, end, delete, view, history, Moodle retry.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -151,16 +151,22 @@ pub(crate) async fn add_participant(
             return e.into_response();
         }
     };
-    commands::run(state, ctx, "add_participant", raw, move |state, meta| async move {
-        let appended = commands::execute::<VleEvent>(&state, &id, &meta, || {
-            EventCommand::AddParticipant {
-                participant: participant.clone(),
-            }
-        })
-        .await
-        .map_err(on_event(&id))?;
-        accepted(&state, &id, appended).await
-    })
+    commands::run(
+        state,
+        ctx,
+        "add_participant",
+        raw,
+        move |state, meta| async move {
+            let appended = commands::execute::<VleEvent>(&state, &id, &meta, || {
+                EventCommand::AddParticipant {
+                    participant: participant.clone(),
+                }
+            })
+            .await
+            .map_err(on_event(&id))?;
+            accepted(&state, &id, appended).await
+        },
+    )
     .await
 }
 
@@ -286,29 +292,35 @@ pub(crate) async fn retry_moodle(
             return e.into_response();
         }
     };
-    commands::run(state, ctx, "moodle_retry", raw, move |state, meta| async move {
-        view_or_404(&state, &id).await?;
-        let by = meta.actor.clone();
-        let (resumed, positions) = match state.saga() {
-            Some(saga) => {
-                let resumed = saga.retry(&id, &by).await.map_err(|e| {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e)
-                })?;
-                (resumed, Vec::new())
-            }
-            None => {
-                let appended = commands::execute::<MoodleSync>(&state, &id, &meta, || {
-                    MoodleSyncCommand::Resume { by: by.clone() }
-                })
-                .await?;
-                (!appended.positions.is_empty(), appended.positions)
-            }
-        };
-        let view = view_or_404(&state, &id).await?;
-        Ok((
-            StatusCode::ACCEPTED,
-            json!({ "resumed": resumed, "event": view, "positions": positions }),
-        ))
-    })
+    commands::run(
+        state,
+        ctx,
+        "moodle_retry",
+        raw,
+        move |state, meta| async move {
+            view_or_404(&state, &id).await?;
+            let by = meta.actor.clone();
+            let (resumed, positions) = match state.saga() {
+                Some(saga) => {
+                    let resumed = saga.retry(&id, &by).await.map_err(|e| {
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e)
+                    })?;
+                    (resumed, Vec::new())
+                }
+                None => {
+                    let appended = commands::execute::<MoodleSync>(&state, &id, &meta, || {
+                        MoodleSyncCommand::Resume { by: by.clone() }
+                    })
+                    .await?;
+                    (!appended.positions.is_empty(), appended.positions)
+                }
+            };
+            let view = view_or_404(&state, &id).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({ "resumed": resumed, "event": view, "positions": positions }),
+            ))
+        },
+    )
     .await
 }

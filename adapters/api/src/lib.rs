@@ -248,7 +248,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/events/{id}"),
     ("DELETE", "/api/v1/events/{id}"),
     ("POST", "/api/v1/events/{id}/participants"),
-    ("DELETE", "/api/v1/events/{id}/participants/{participant_id}"),
+    (
+        "DELETE",
+        "/api/v1/events/{id}/participants/{participant_id}",
+    ),
     ("POST", "/api/v1/events/{id}/end"),
     ("GET", "/api/v1/events/{id}/history"),
     ("POST", "/api/v1/events/{id}/moodle/retry"),
@@ -273,10 +276,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/environments/{environment_id}",
             put(environments::put_environment).get(environments::get_environment),
         )
-        .route(
-            "/api/v1/events",
-            post(events::deploy).layer(deploy_limit),
-        )
+        .route("/api/v1/events", post(events::deploy).layer(deploy_limit))
         .route(
             "/api/v1/events/{id}",
             get(events::get_event).delete(events::delete_event),

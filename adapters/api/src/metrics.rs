@@ -82,6 +82,7 @@ pub(crate) async fn track_requests(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status().as_u16().to_string();
+    tracing::debug!(%method, %route, %status, elapsed_ms = elapsed * 1000.0, "request");
     metrics::counter!(
         "openvle_http_requests_total",
         "method" => method.clone(),

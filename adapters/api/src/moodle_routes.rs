@@ -18,7 +18,9 @@ fn client(state: &AppState) -> Result<&MoodleClient, ApiError> {
 
 fn moodle_error(e: MoodleError) -> ApiError {
     let (code, details) = match &e {
-        MoodleError::Moodle { errorcode, .. } => ("moodle_error", json!({ "errorcode": errorcode })),
+        MoodleError::Moodle { errorcode, .. } => {
+            ("moodle_error", json!({ "errorcode": errorcode }))
+        }
         MoodleError::Transport { .. } => ("moodle_unreachable", json!({})),
         _ => ("moodle_error", json!({})),
     };
@@ -90,9 +92,7 @@ pub(crate) async fn users(
     let p = params(query, &["email", "username"])?;
     let (field, value) = match (p.get("email"), p.get("username")) {
         (Some(e), None) if !e.trim().is_empty() => (UserField::Email, e.trim().to_string()),
-        (None, Some(u)) if !u.trim().is_empty() => {
-            (UserField::Username, u.trim().to_lowercase())
-        }
+        (None, Some(u)) if !u.trim().is_empty() => (UserField::Username, u.trim().to_lowercase()),
         _ => {
             return Err(ApiError::invalid_request(
                 "give exactly one of email or username (non-empty)",

@@ -256,7 +256,7 @@ async fn duplicate_timeout_leaves_a_course_to_find() {
         .unwrap();
     assert_eq!(found.len(), 1);
     let id = found[0].id;
-    for _ in 0..100 {
+    for _ in 0..500 {
         if t.sim().snapshot().courses[&id].manual_enrol {
             break;
         }

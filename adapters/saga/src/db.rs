@@ -4,6 +4,7 @@
 //! too) and run on whichever pool the store holds; the few dialect differences (row locking)
 //! are spelled out where they occur.
 
+use futures::future::BoxFuture;
 use sqlx::Row;
 use store::{DbPool, Store};
 
@@ -24,11 +25,27 @@ macro_rules! with_pool {
         }
     };
 }
-pub(crate) use with_pool;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs one statement on a PostgreSQL connection (a transaction). Boxed so that callers' futures
+/// stay provably `Send` (rustc cannot see through sqlx's higher-ranked executor bounds here,
+/// rust-lang/rust#102211).
+fn pg_run<'c, 'q: 'c>(
+    conn: &'c mut sqlx::PgConnection,
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+    Box::pin(async move { Ok(q.execute(conn).await?.rows_affected()) })
+}
+
+fn pg_raw<'c, 'q: 'c>(conn: &'c mut sqlx::PgConnection, sql: &'q str) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        use sqlx::Executor;
+        Ok(conn.execute(sqlx::raw_sql(sql)).await?.rows_affected())
+    })
 }
 
 /// Creates the saga's tables when the store's migrations did not (idempotent).
@@ -41,10 +58,8 @@ pub async fn ensure_schema(store: &Store) -> Result<(), SagaError> {
             // Concurrent CREATE ... IF NOT EXISTS can still clash on PostgreSQL's catalogs:
             // serialise the saga's schema set-up with an advisory lock of its own.
             let mut tx = p.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(8675309100)")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::raw_sql(POSTGRES_SCHEMA).execute(&mut *tx).await?;
+            pg_run(&mut tx, sqlx::query("SELECT pg_advisory_xact_lock(8675309100)")).await?;
+            pg_raw(&mut tx, POSTGRES_SCHEMA).await?;
             tx.commit().await?;
         }
     }
@@ -71,60 +86,93 @@ pub struct Wanted {
     pub resume: bool,
 }
 
+const INIT_CHECKPOINT: &str = "INSERT INTO saga_checkpoints (name, position, updated_at_ms) \
+     VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING";
+const MOVE_CHECKPOINT: &str = "UPDATE saga_checkpoints SET position = $1, updated_at_ms = $2 \
+     WHERE name = $3 AND position = $4";
+const UPSERT_WORK: &str = "INSERT INTO saga_work (event_id, wanted_position, updated_at_ms) \
+     VALUES ($1, $2, $3) ON CONFLICT (event_id) DO UPDATE SET \
+     wanted_position = CASE WHEN excluded.wanted_position > saga_work.wanted_position \
+         THEN excluded.wanted_position ELSE saga_work.wanted_position END, \
+     updated_at_ms = excluded.updated_at_ms";
+const RESUME_WORK: &str = "UPDATE saga_work SET parked = FALSE, done_position = 0, \
+     next_attempt_at = 0, attempts = 0, state = 'pending', reason = NULL, updated_at_ms = $2 \
+     WHERE event_id = $1";
+
 /// Upserts work rows and moves the checkpoint from `from` to `to` in one transaction.
 /// Returns false when another reader moved the checkpoint first (nothing was written).
 pub async fn advance(store: &Store, from: i64, to: i64, wanted: &[Wanted]) -> Result<bool, SagaError> {
     let now = now_ms();
-    let upsert = "INSERT INTO saga_work (event_id, wanted_position, updated_at_ms) VALUES ($1, $2, $3) \
-         ON CONFLICT (event_id) DO UPDATE SET \
-         wanted_position = CASE WHEN excluded.wanted_position > saga_work.wanted_position \
-             THEN excluded.wanted_position ELSE saga_work.wanted_position END, \
-         updated_at_ms = excluded.updated_at_ms";
-    let resume = "UPDATE saga_work SET parked = FALSE, done_position = 0, next_attempt_at = 0, \
-         attempts = 0, state = 'pending', reason = NULL, updated_at_ms = $2 WHERE event_id = $1";
-    with_pool!(store.pool(), |p| {
-        let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO saga_checkpoints (name, position, updated_at_ms) VALUES ($1, 0, $2) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(CHECKPOINT)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let moved = sqlx::query(
-            "UPDATE saga_checkpoints SET position = $1, updated_at_ms = $2 \
-             WHERE name = $3 AND position = $4",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(CHECKPOINT)
-        .bind(from)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for w in wanted {
-            sqlx::query(upsert)
-                .bind(&w.event_id)
-                .bind(w.position)
+    match store.pool() {
+        DbPool::Sqlite(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query(INIT_CHECKPOINT)
+                .bind(CHECKPOINT)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            if w.resume {
-                sqlx::query(resume)
+            let moved = sqlx::query(MOVE_CHECKPOINT)
+                .bind(to)
+                .bind(now)
+                .bind(CHECKPOINT)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for w in wanted {
+                sqlx::query(UPSERT_WORK)
                     .bind(&w.event_id)
+                    .bind(w.position)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                if w.resume {
+                    sqlx::query(RESUME_WORK)
+                        .bind(&w.event_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
+            tx.commit().await?;
         }
-        tx.commit().await?;
-        Ok(true)
-    })
+        DbPool::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            pg_run(&mut tx, sqlx::query(INIT_CHECKPOINT).bind(CHECKPOINT).bind(now)).await?;
+            let moved = pg_run(
+                &mut tx,
+                sqlx::query(MOVE_CHECKPOINT)
+                    .bind(to)
+                    .bind(now)
+                    .bind(CHECKPOINT)
+                    .bind(from),
+            )
+            .await?;
+            if moved != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for w in wanted {
+                pg_run(
+                    &mut tx,
+                    sqlx::query(UPSERT_WORK)
+                        .bind(w.event_id.as_str())
+                        .bind(w.position)
+                        .bind(now),
+                )
+                .await?;
+                if w.resume {
+                    pg_run(&mut tx, sqlx::query(RESUME_WORK).bind(w.event_id.as_str()).bind(now)).await?;
+                }
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(true)
 }
 
 /// A claimed work row.

@@ -26,7 +26,7 @@ mod worker;
 use std::time::Duration;
 
 pub use db::{ensure_schema, CHECKPOINT};
-pub use status::{retry, status, ParkedEvent, SagaStatus, StatusError};
+pub use status::{retry, status, LastError, ParkedEvent, SagaStatus};
 pub use worker::{RunStats, Worker};
 
 pub use projections::saga::{
@@ -125,17 +125,14 @@ impl SagaError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             SagaError::Store(e) => e.is_unavailable(),
-            SagaError::Db(e) => store::StoreError::from(sqlx_clone(e)).is_unavailable(),
+            SagaError::Db(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
             _ => false,
         }
-    }
-}
-
-fn sqlx_clone(e: &sqlx::Error) -> sqlx::Error {
-    match e {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        other => sqlx::Error::Protocol(other.to_string()),
     }
 }

@@ -116,8 +116,7 @@ impl Store {
                 )
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (mut sealed, mut prev) =
-                    tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
+                let (mut sealed, mut prev) = tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
                 let sql = format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
                 );
@@ -161,8 +160,7 @@ impl Store {
                 )
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (mut sealed, mut prev) =
-                    tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
+                let (mut sealed, mut prev) = tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
                 let sql = format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
                 );
@@ -382,10 +380,7 @@ impl Store {
                             ),
                         )
                     };
-                    return Ok(report(
-                        checked,
-                        Some(chain_break(e.position, kind, reason)),
-                    ));
+                    return Ok(report(checked, Some(chain_break(e.position, kind, reason))));
                 }
                 prev = link.hash.clone();
                 checked += 1;

@@ -96,8 +96,10 @@ pub enum CommandError<E: std::error::Error> {
     /// configured number of retries (nothing was appended). API: 409 concurrent modification.
     #[error("the aggregate kept changing concurrently; retries exhausted, nothing appended")]
     Conflict,
-    /// The store failed (nothing was appended, unless the error came after the commit, which
-    /// `execute` never reports as an error).
+    /// The store failed. Nothing was appended, with one narrow exception: the command committed
+    /// but the database went away before its rows could be looked up (retried first). Its
+    /// events then carry the command's `command_id` in their metadata; an Idempotency-Key
+    /// makes a client's retry safe either way.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -99,9 +99,24 @@ impl Store {
             }
         };
 
-        let appended = self
-            .appended_by(A::TYPE, aggregate_id, before, &meta.command_id.to_string())
-            .await?;
+        // Committed: find what was appended. A failure here would make a committed command
+        // look failed, so the (read-only, indexed) lookup is retried before giving up.
+        let command_id = meta.command_id.to_string();
+        let mut lookup = 0;
+        let appended = loop {
+            match self
+                .appended_by(A::TYPE, aggregate_id, before, &command_id)
+                .await
+            {
+                Ok(found) => break found,
+                Err(e) if lookup < 3 => {
+                    tracing::warn!(error = %e, command_id, "looking up appended rows failed; retrying");
+                    lookup += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << lookup)).await;
+                }
+                Err(e) => return Err(CommandError::Store(e)),
+            }
+        };
         let appended = match appended {
             Some(a) => a,
             None => Appended {

@@ -104,9 +104,8 @@ impl Store {
                     body: body.unwrap_or_default(),
                 });
             }
-            let stale_ms =
-                i64::try_from(self.inner.options.idempotency_stale_after.as_millis())
-                    .unwrap_or(i64::MAX);
+            let stale_ms = i64::try_from(self.inner.options.idempotency_stale_after.as_millis())
+                .unwrap_or(i64::MAX);
             if now.saturating_sub(started) >= stale_ms {
                 // Take over an abandoned claim, unless another request just did.
                 let taken = self

@@ -123,8 +123,14 @@ enum Param {
 /// text of the same shape: `from` is rounded up and `to` down to the millisecond.
 fn sqlite_time(t: &DateTime<Utc>, round_up: bool) -> String {
     let millis = t.timestamp_millis();
-    let exact = t.timestamp_subsec_nanos() % 1_000_000 == 0;
-    let millis = if round_up && !exact { millis + 1 } else { millis };
+    // (Not `is_multiple_of`: the workspace's MSRV is 1.80.)
+    let below_millis = t.timestamp_subsec_nanos() % 1_000_000;
+    let exact = below_millis == 0;
+    let millis = if round_up && !exact {
+        millis + 1
+    } else {
+        millis
+    };
     DateTime::<Utc>::from_timestamp_millis(millis)
         .unwrap_or(*t)
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -285,8 +291,9 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        );
         self.select_events(&sql, vec![Param::Int(after), Param::Int(limit as i64)])
             .await
     }

@@ -25,11 +25,19 @@ pub const PG_ENV: &str = "OPENVLE_TEST_PG";
 
 /// `sqlite://<temp dir>/openvle-test-<uuid>.db` (created by `Store::connect`).
 pub fn fresh_sqlite_url() -> String {
-    let path = std::env::temp_dir().join(format!(
-        "openvle-test-{}.db",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("openvle-test-{}.db", uuid::Uuid::new_v4().simple()));
     format!("sqlite://{}", path.display())
+}
+
+/// Removes a SQLite database made by [`fresh_sqlite_url`] with its WAL files (best-effort).
+pub fn remove_sqlite_files(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
 }
 
 /// The base URL from `OPENVLE_TEST_PG` without a trailing slash or database, or None (after

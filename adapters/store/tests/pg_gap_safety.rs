@@ -22,7 +22,9 @@ fn pg_pool(s: &Store) -> sqlx::PgPool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reader_never_passes_an_open_append() {
-    let Some((s, db)) = pg_store().await else { return };
+    let Some((s, db)) = pg_store().await else {
+        return;
+    };
     put_env(&s, "env1", "Env").await; // positions 1, 2
 
     // An append held open on its own connection (same trigger path as postgres-es's insert).
@@ -42,7 +44,10 @@ async fn reader_never_passes_an_open_append() {
         tokio::spawn(async move { put_env(&s, "env2", "Env two").await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!later.is_finished(), "the later append must wait for the open one");
+    assert!(
+        !later.is_finished(),
+        "the later append must wait for the open one"
+    );
 
     // While the open append is uncommitted, readers stop below it.
     for _ in 0..5 {
@@ -79,7 +84,9 @@ async fn reader_never_passes_an_open_append() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolled_back_append_leaves_a_gap_readers_pass_over() {
-    let Some((s, _db)) = pg_store().await else { return };
+    let Some((s, _db)) = pg_store().await else {
+        return;
+    };
     put_env(&s, "env1", "Env").await; // 1, 2
     let pool = pg_pool(&s);
 
@@ -98,10 +105,7 @@ async fn rolled_back_append_leaves_a_gap_readers_pass_over() {
 
     // A reader checkpointed at 2 moves on across the gap.
     let page = s.read_all(2, 10).await.unwrap();
-    assert_eq!(
-        page.iter().map(|e| e.position).collect::<Vec<_>>(),
-        [4, 5]
-    );
+    assert_eq!(page.iter().map(|e| e.position).collect::<Vec<_>>(), [4, 5]);
     let mut pager = s.pager(0, 2);
     let mut seen = Vec::new();
     loop {
@@ -123,7 +127,9 @@ async fn rolled_back_append_leaves_a_gap_readers_pass_over() {
 async fn concurrent_appenders_commit_in_position_order() {
     // Many writers on distinct aggregates: whatever a concurrent reader observes is always a
     // dense prefix (no rollbacks here, so no gaps may ever be seen).
-    let Some((s, _db)) = pg_store().await else { return };
+    let Some((s, _db)) = pg_store().await else {
+        return;
+    };
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let s = s.clone();

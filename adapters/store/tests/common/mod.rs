@@ -8,8 +8,11 @@ use store::{Appended, CommandMeta, Store};
 
 /// A store on a fresh SQLite file.
 pub async fn sqlite_store() -> Store {
-    let url = store::testing::fresh_sqlite_url();
-    Store::connect(&url).await.expect("connect sqlite")
+    sqlite_store_at(&store::testing::fresh_sqlite_url()).await
+}
+
+pub async fn sqlite_store_at(url: &str) -> Store {
+    Store::connect(url).await.expect("connect sqlite")
 }
 
 /// A store on a fresh PostgreSQL database (None when OPENVLE_TEST_PG is unset), with the guard
@@ -119,9 +122,11 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let s = $crate::common::sqlite_store().await;
+                    let url = store::testing::fresh_sqlite_url();
+                    let s = $crate::common::sqlite_store_at(&url).await;
                     super::$name(&s).await;
                     s.close().await;
+                    store::testing::remove_sqlite_files(&url);
                 }
             )*
         }

@@ -1,0 +1,111 @@
+//! `openvle-moodle status` / `retry` and their API counterparts.
+
+use chrono::{DateTime, TimeZone, Utc};
+use domain::moodle_sync::{MoodleSync, MoodleSyncCommand};
+use serde::Serialize;
+use store::{CommandError, CommandMeta, Store};
+
+use crate::db;
+use crate::SagaError;
+
+/// An OpenVLE event whose saga waits for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedEvent {
+    pub event_id: String,
+    /// True when the whole saga is parked; false when only participants are.
+    pub saga_parked: bool,
+    pub reason: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The most recent problem the saga met (it may have been retried successfully since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    pub event_id: String,
+    /// `retrying`, `failed`, or the state the event reached afterwards.
+    pub state: String,
+    pub reason: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Where the saga stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SagaStatus {
+    /// The reader's checkpoint (global position).
+    pub checkpoint: i64,
+    /// The log's head.
+    pub head: i64,
+    /// head - checkpoint: log rows not yet read by the saga.
+    pub lag: i64,
+    /// OpenVLE events with Moodle work outstanding (not parked).
+    pub pending: i64,
+    /// Of those, being processed now.
+    pub in_flight: i64,
+    /// Events waiting for a person, newest first (at most 100).
+    pub parked: Vec<ParkedEvent>,
+    pub last_error: Option<LastError>,
+}
+
+fn at(ms: i64) -> Option<DateTime<Utc>> {
+    if ms <= 0 {
+        None
+    } else {
+        Utc.timestamp_millis_opt(ms).single()
+    }
+}
+
+/// The saga's status (creates its tables if the store's migrations did not).
+pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
+    db::ensure_schema(store).await?;
+    let checkpoint = db::checkpoint(store).await?;
+    let head = store.head().await?;
+    let counts = db::counts(store).await?;
+    let (failed, last) = db::failed_rows(store, 100).await?;
+    Ok(SagaStatus {
+        checkpoint,
+        head,
+        lag: (head - checkpoint).max(0),
+        pending: counts.pending,
+        in_flight: counts.in_flight,
+        parked: failed
+            .into_iter()
+            .map(|r| ParkedEvent {
+                event_id: r.event_id,
+                saga_parked: r.parked,
+                reason: r.reason,
+                since: at(r.updated_at_ms),
+            })
+            .collect(),
+        last_error: last.map(|r| LastError {
+            event_id: r.event_id,
+            state: r.state,
+            reason: r.reason.unwrap_or_default(),
+            attempts: r.attempts,
+            next_attempt_at: at(r.next_attempt_at),
+            at: at(r.updated_at_ms),
+        }),
+    })
+}
+
+/// Resumes the saga of OpenVLE event `event_id`: records `Resumed { by }` when it (or one of its
+/// participants) is parked, and queues the event again at once (also when it was only waiting
+/// out a retry delay). Returns whether a `Resumed` was recorded.
+pub async fn retry(store: &Store, event_id: &str, by: &str) -> Result<bool, SagaError> {
+    db::ensure_schema(store).await?;
+    let meta = CommandMeta::new(by.to_string());
+    let appended = store
+        .execute::<MoodleSync>(event_id, MoodleSyncCommand::Resume { by: by.to_string() }, &meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Store(s) => SagaError::Store(s),
+            other => SagaError::Record(other.to_string()),
+        })?;
+    let position = match appended.last_position() {
+        Some(p) => p,
+        None => store.head().await?,
+    };
+    db::requeue(store, event_id, position).await?;
+    Ok(!appended.is_empty())
+}

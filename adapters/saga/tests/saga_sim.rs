@@ -1,0 +1,488 @@
+//! The saga against the Moodle simulator: lifecycle, faults, parking, several workers, call counts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use domain::event::EventCommand;
+use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
+use moodle::sim::{Faults, LostKind, ScriptedFault, TransientKind};
+use saga::{RemovalMode, SagaSettings, SyncState};
+
+async fn idle(w: &saga::Worker) -> saga::RunStats {
+    tokio::time::timeout(Duration::from_secs(120), w.run_until_idle())
+        .await
+        .expect("the saga did not become idle in time")
+        .unwrap()
+}
+
+async fn recorded(env: &Env, id: &str) -> MoodleSync {
+    env.store
+        .load::<MoodleSync>(id)
+        .await
+        .unwrap()
+        .map(|(s, _)| s)
+        .unwrap_or_default()
+}
+
+async fn plan_state(env: &Env, id: &str, settings: &SagaSettings) -> SyncState {
+    let rows = env.store.read_stream("event", id).await.unwrap();
+    let desired = saga::Desired::fold(
+        id,
+        rows.iter()
+            .map(|r| (r.sequence as u64, r.decode::<domain::event::VleEvent>().unwrap())),
+    );
+    saga::plan(&desired, &recorded(env, id).await, settings).state
+}
+
+/// The seed's table, phase by phase, with one participant already in Moodle under an email in
+/// another case.
+async fn lifecycle(env: Env, removal: RemovalMode) {
+    let settings = SagaSettings {
+        delete_course_on_event_delete: true,
+        removal_mode: removal,
+        ..settings()
+    };
+    let w = env.worker(settings.clone(), "w1");
+    let existing = env
+        .sim
+        .create_user_directly("case.test", "Case.Test@Example.org", "Case", "Test");
+    let users_before = env.sim.snapshot().users.len();
+
+    env.environment("env1", Some(TEMPLATE)).await;
+    let mut case = person("s1", "student");
+    case.email = "case.test@example.org".into();
+    env.deploy(
+        "ev1",
+        "env1",
+        vec![person("t1", "instructor"), case, person("s2", "student")],
+    )
+    .await;
+    idle(&w).await;
+
+    // Deployed: one course, in the events category, visible; everyone enrolled with their role.
+    let course = env.course("ev1").expect("course duplicated");
+    assert_eq!(course.categoryid, moodle::sim::EVENTS_CATEGORY_ID);
+    assert!(course.visible);
+    let e = env.enrolments(course.id);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(e["t1@example.org"], (vec![3], false));
+    assert_eq!(e["case.test@example.org"], (vec![5], false));
+    assert_eq!(e["s2@example.org"], (vec![5], false));
+    // The existing account was matched (case-insensitively), not duplicated: two new accounts.
+    assert_eq!(env.sim.snapshot().users.len(), users_before + 2);
+    let sync = recorded(&env, "ev1").await;
+    assert_eq!(sync.participants["s1"].moodle_user_id, Some(existing.id));
+    assert_eq!(sync.course_id, Some(course.id));
+    assert_eq!(plan_state(&env, "ev1", &settings).await, SyncState::InSync);
+
+    // Add.
+    env.add("ev1", person("s3", "student")).await;
+    idle(&w).await;
+    assert_eq!(env.enrolments(course.id)["s3@example.org"], (vec![5], false));
+
+    // Remove.
+    env.remove("ev1", "s2").await;
+    idle(&w).await;
+    let e = env.enrolments(course.id);
+    match removal {
+        RemovalMode::Unenrol => assert!(!e.contains_key("s2@example.org"), "{e:?}"),
+        RemovalMode::Suspend => assert_eq!(e["s2@example.org"], (vec![5], true)),
+    }
+
+    // End: students out, instructors stay, course hidden.
+    env.event("ev1", EventCommand::End).await;
+    idle(&w).await;
+    let e = env.enrolments(course.id);
+    assert_eq!(e["t1@example.org"], (vec![3], false));
+    for s in ["case.test@example.org", "s3@example.org"] {
+        match removal {
+            RemovalMode::Unenrol => assert!(!e.contains_key(s), "{e:?}"),
+            RemovalMode::Suspend => assert_eq!(e[s], (vec![5], true)),
+        }
+    }
+    assert!(!env.course("ev1").unwrap().visible);
+    assert_eq!(plan_state(&env, "ev1", &settings).await, SyncState::InSync);
+
+    // Delete (configured): the course is gone.
+    env.event("ev1", EventCommand::Delete).await;
+    idle(&w).await;
+    assert!(env.course("ev1").is_none());
+    assert_eq!(plan_state(&env, "ev1", &settings).await, SyncState::InSync);
+    assert_eq!(env.users_by_email().values().max(), Some(&1));
+
+    // Every fact names its cause, and the record carries the causation.
+    let rows = env.store.read_stream("moodle_sync", "ev1").await.unwrap();
+    let deployed_id = domain::event_id_of("event", "ev1", 1);
+    for r in &rows {
+        let ev = r.decode::<MoodleSync>().unwrap();
+        if let MoodleSyncEvent::CourseDuplicated { caused_by, .. } = ev {
+            assert_eq!(caused_by, deployed_id);
+            assert_eq!(r.meta("causation_id"), Some(deployed_id.to_string().as_str()));
+        }
+    }
+    let deleted = rows
+        .iter()
+        .find(|r| r.event_type == "CourseDeleted")
+        .expect("CourseDeleted recorded");
+    assert_eq!(
+        deleted.meta("causation_id"),
+        Some(domain::event_id_of("event", "ev1", 5).to_string().as_str())
+    );
+
+    // Replaying the worker changes nothing and calls nothing.
+    env.sim.reset_calls();
+    idle(&w).await;
+    assert!(env.sim.call_counts().is_empty(), "{:?}", env.sim.call_counts());
+    let status = saga::status(&env.store).await.unwrap();
+    assert_eq!(status.lag, 0);
+    assert_eq!(status.pending, 0);
+    assert!(status.parked.is_empty());
+}
+
+#[tokio::test]
+async fn full_lifecycle_sqlite() {
+    lifecycle(sqlite_env(Faults::default()).await, RemovalMode::Unenrol).await;
+}
+
+#[tokio::test]
+async fn full_lifecycle_suspend_mode() {
+    lifecycle(sqlite_env(Faults::default()).await, RemovalMode::Suspend).await;
+}
+
+#[tokio::test]
+async fn full_lifecycle_postgres() {
+    let Some(env) = pg_env(Faults::default()).await else {
+        return;
+    };
+    let url = env.db_url.clone();
+    lifecycle(env, RemovalMode::Unenrol).await;
+    store::testing::drop_pg_database(&url).await;
+}
+
+/// Several events through deploy, add, remove and end, while 30 % of responses are lost after
+/// Moodle applied the call and 10 % of calls fail transiently.
+async fn lossy(env: Env) {
+    let w = env.worker(settings(), "lossy");
+    env.environment("env1", Some(TEMPLATE)).await;
+    let events: Vec<String> = (0..4).map(|i| format!("lossy{i}")).collect();
+    for (i, ev) in events.iter().enumerate() {
+        let ps = (0..6)
+            .map(|j| person(&format!("{ev}-p{j}"), if j == 0 { "instructor" } else { "student" }))
+            .collect();
+        env.deploy(ev, "env1", ps).await;
+        if i % 2 == 0 {
+            env.add(ev, person(&format!("{ev}-late"), "student")).await;
+            env.remove(ev, &format!("{ev}-p1")).await;
+        }
+    }
+    env.sim.update_faults(|f| {
+        f.lose_response_rate = 0.3;
+        f.transient_error_rate = 0.1;
+        f.lost_kind = LostKind::Drop;
+        f.transient_kind = TransientKind::Http503;
+    });
+    idle(&w).await;
+    env.event(&events[3], EventCommand::End).await;
+    env.sim.update_faults(|f| f.lost_kind = LostKind::Http502);
+    idle(&w).await;
+    env.sim.update_faults(|f| {
+        f.lose_response_rate = 0.0;
+        f.transient_error_rate = 0.0;
+    });
+    idle(&w).await;
+
+    for (i, ev) in events.iter().enumerate() {
+        let course = env.course(ev).expect("one course per event");
+        let e = env.enrolments(course.id);
+        let mut expected: Vec<String> = (0..6)
+            .filter(|j| !(i % 2 == 0 && *j == 1))
+            .filter(|j| i != 3 || *j == 0)
+            .map(|j| format!("{ev}-p{j}@example.org"))
+            .collect();
+        if i % 2 == 0 {
+            expected.push(format!("{ev}-late@example.org"));
+        }
+        expected.sort();
+        let got: Vec<String> = e.keys().cloned().collect();
+        assert_eq!(got, expected, "{ev}");
+        assert!(e.values().all(|(roles, suspended)| roles.len() == 1 && !suspended));
+        assert_eq!(course.visible, i != 3);
+        assert!(recorded(&env, ev).await.parked.is_none());
+    }
+    let dup: Vec<_> = env
+        .users_by_email()
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(dup.is_empty(), "duplicate accounts: {dup:?}");
+    let status = saga::status(&env.store).await.unwrap();
+    assert!(status.parked.is_empty(), "{:?}", status.parked);
+}
+
+#[tokio::test]
+async fn lost_responses_and_transient_errors_converge_without_duplicates() {
+    lossy(sqlite_env(Faults::default()).await).await;
+}
+
+#[tokio::test]
+async fn lost_responses_converge_postgres() {
+    let Some(env) = pg_env(Faults::default()).await else {
+        return;
+    };
+    let url = env.db_url.clone();
+    lossy(env).await;
+    store::testing::drop_pg_database(&url).await;
+}
+
+#[tokio::test]
+async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
+    let env = sqlite_env(Faults::default()).await;
+    let w = env.worker(settings(), "w1");
+    env.environment("bad", Some(999)).await; // no such template course
+    env.environment("good", Some(TEMPLATE)).await;
+    env.deploy("poison", "bad", vec![person("a", "student")]).await;
+    env.deploy("fine", "good", vec![person("b", "student")]).await;
+    idle(&w).await;
+
+    assert!(env.course("fine").is_some());
+    assert!(env.course("poison").is_none());
+    let sync = recorded(&env, "poison").await;
+    let (step, code, _) = sync.parked.clone().expect("parked");
+    assert_eq!((step.as_str(), code.as_str()), ("ensure_course", "invalidcourseid"));
+    let status = saga::status(&env.store).await.unwrap();
+    assert_eq!(status.parked.len(), 1);
+    assert_eq!(status.parked[0].event_id, "poison");
+    assert!(status.parked[0].saga_parked);
+    assert!(status.parked[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("invalidcourseid"));
+
+    // A parked event stays parked through new domain events, and calls nothing.
+    env.sim.reset_calls();
+    env.add("poison", person("c", "student")).await;
+    idle(&w).await;
+    assert!(env.sim.call_counts().is_empty());
+
+    // A one-off refusal: enrolment refused once (permission), parked; retry resumes it.
+    env.sim.push_fault(
+        Some("enrol_manual_enrol_users"),
+        ScriptedFault::Exception {
+            exception: "moodle_exception".into(),
+            errorcode: "wsusercannotassign".into(),
+            message: "You don't have the permission to assign this role".into(),
+        },
+    );
+    env.deploy("once", "good", vec![person("d", "student")]).await;
+    idle(&w).await;
+    assert!(recorded(&env, "once").await.parked.is_some());
+    assert!(saga::retry(&env.store, "once", "operator").await.unwrap());
+    idle(&w).await;
+    let sync = recorded(&env, "once").await;
+    assert!(sync.parked.is_none());
+    let course = env.course("once").unwrap();
+    assert_eq!(env.enrolments(course.id)["d@example.org"], (vec![5], false));
+    let status = saga::status(&env.store).await.unwrap();
+    assert_eq!(status.parked.len(), 1, "{:?}", status.parked);
+}
+
+#[tokio::test]
+async fn a_participant_moodle_refuses_fails_alone() {
+    let env = sqlite_env(Faults::default()).await;
+    let w = env.worker(settings(), "w1");
+    env.environment("env1", Some(TEMPLATE)).await;
+    // The username derived from the email would be "o'neil": Moodle refuses it.
+    let mut bad = person("bad", "student");
+    bad.email = "o'neil@example.org".into();
+    // Someone else already owns the username "taken" with another email: create refuses it.
+    env.sim
+        .create_user_directly("taken", "other@elsewhere.org", "Other", "Person");
+    let mut clash = person("clash", "student");
+    clash.username = Some("Taken".into());
+    // Two accounts share this email (allowaccountssameemail): never guess.
+    env.sim
+        .create_user_directly("twin1", "twin@example.org", "Twin", "One");
+    env.sim
+        .create_user_directly("twin2", "twin@example.org", "Twin", "Two");
+    let mut twin = person("twin", "student");
+    twin.email = "twin@example.org".into();
+    let mut ps: Vec<_> = (0..20).map(|i| person(&format!("ok{i}"), "student")).collect();
+    ps.insert(7, bad);
+    ps.insert(13, clash);
+    ps.push(twin);
+    env.deploy("ev", "env1", ps).await;
+    idle(&w).await;
+
+    let course = env.course("ev").unwrap();
+    let e = env.enrolments(course.id);
+    assert_eq!(e.len(), 20, "{e:?}");
+    let sync = recorded(&env, "ev").await;
+    assert!(sync.parked.is_none());
+    for (id, code) in [
+        ("bad", "invalid_username"),
+        ("clash", "invalidparameter"),
+        ("twin", "ambiguous_user"),
+    ] {
+        let p = &sync.participants[id];
+        assert_eq!(p.parked.as_ref().map(|(c, _)| c.as_str()), Some(code), "{id}");
+    }
+    assert_eq!(plan_state(&env, "ev", &settings()).await, SyncState::Failed);
+    let status = saga::status(&env.store).await.unwrap();
+    assert_eq!(status.parked.len(), 1);
+    assert!(!status.parked[0].saga_parked);
+    assert!(status.parked[0].reason.as_deref().unwrap().contains("twin"));
+}
+
+#[tokio::test]
+async fn disabled_integration_never_calls_moodle_but_follows_the_log() {
+    let env = sqlite_env(Faults::default()).await;
+    let w = env.worker(SagaSettings::disabled(), "w1");
+    env.environment("env1", Some(TEMPLATE)).await;
+    env.deploy("ev", "env1", vec![person("a", "student")]).await;
+    idle(&w).await;
+    assert!(env.sim.call_counts().is_empty());
+    let status = saga::status(&env.store).await.unwrap();
+    assert_eq!(status.lag, 0);
+    assert_eq!(status.checkpoint, env.store.head().await.unwrap());
+
+    // Not linked: no call either.
+    let env = sqlite_env(Faults::default()).await;
+    let w = env.worker(settings(), "w1");
+    env.environment("plain", None).await;
+    env.deploy("ev", "plain", vec![person("a", "student")]).await;
+    idle(&w).await;
+    assert!(env.sim.call_counts().is_empty());
+    assert_eq!(plan_state(&env, "ev", &settings()).await, SyncState::NotLinked);
+}
+
+#[tokio::test]
+async fn a_burst_of_adds_is_coalesced_into_batched_calls() {
+    let env = sqlite_env(Faults::default()).await;
+    let w = env.worker(settings(), "w1");
+    env.environment("env1", Some(TEMPLATE)).await;
+    env.deploy("ev", "env1", vec![person("t", "instructor")]).await;
+    idle(&w).await;
+    env.sim.reset_calls();
+    for i in 0..40 {
+        env.add("ev", person(&format!("n{i}"), "student")).await;
+    }
+    idle(&w).await;
+    let counts = env.sim.call_counts();
+    assert_eq!(counts.get("core_user_get_users_by_field"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("core_user_create_users"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("enrol_manual_enrol_users"), Some(&1), "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), 3, "{counts:?}");
+}
+
+#[tokio::test]
+async fn rest_calls_to_deploy_n_participants() {
+    let mut report = Vec::new();
+    for n in [1usize, 10, 100, 1000] {
+        let env = sqlite_env(Faults::default()).await;
+        let w = env.worker(settings(), "w1");
+        env.environment("env1", Some(TEMPLATE)).await;
+        let ps = (0..n)
+            .map(|i| person(&format!("u{i}"), if i == 0 { "instructor" } else { "student" }))
+            .collect();
+        env.deploy("ev", "env1", ps).await;
+        let started = std::time::Instant::now();
+        idle(&w).await;
+        let elapsed = started.elapsed();
+        let counts = env.sim.call_counts();
+        let total: u64 = counts.values().sum();
+        assert_eq!(env.enrolments(env.course("ev").unwrap().id).len(), n);
+        report.push(format!("N={n}: {total} calls {counts:?} in {elapsed:?} (naive 3N+1 = {})", 3 * n + 1));
+        let bound = 3 + n.div_ceil(100) as u64 + n.div_ceil(500) as u64 + 1;
+        assert!(total <= bound, "N={n}: {total} calls > {bound}: {counts:?}");
+    }
+    for line in report {
+        println!("{line}");
+    }
+}
+
+/// Two workers on one PostgreSQL database share the work and never double-apply.
+#[tokio::test]
+async fn two_workers_on_postgres_never_double_apply() {
+    let Some(env) = pg_env(Faults {
+        latency_ms: 2,
+        duplicate_latency_ms: 20,
+        ..Faults::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let w1 = env.worker(settings(), "w1");
+    let w2 = saga::Worker::new(
+        store::Store::connect(&env.db_url).await.unwrap(),
+        Some(client(&env.sim)),
+        settings(),
+        config("w2"),
+    );
+    env.environment("env1", Some(TEMPLATE)).await;
+    let n = 16;
+    for i in 0..n {
+        let ps = (0..5)
+            .map(|j| person(&format!("e{i}-p{j}"), "student"))
+            .collect();
+        env.deploy(&format!("e{i}"), "env1", ps).await;
+    }
+    let (a, b) = tokio::join!(idle(&w1), idle(&w2));
+    assert!(a.steps > 0 && b.steps > 0, "both workers worked: {a:?} {b:?}");
+    let counts = env.sim.call_counts();
+    assert_eq!(counts.get("core_course_duplicate_course"), Some(&(n as u64)), "{counts:?}");
+    assert_eq!(counts.get("core_user_create_users"), Some(&(n as u64)), "{counts:?}");
+    assert_eq!(counts.get("enrol_manual_enrol_users"), Some(&(n as u64)), "{counts:?}");
+    for i in 0..n {
+        let course = env.course(&format!("e{i}")).unwrap();
+        assert_eq!(env.enrolments(course.id).len(), 5);
+    }
+    assert_eq!(env.users_by_email().values().max(), Some(&1));
+    let url = env.db_url.clone();
+    drop(w1);
+    drop(w2);
+    store::testing::drop_pg_database(&url).await;
+}
+
+/// A worker stopped and a new one on the same database continue from the checkpoint, and a
+/// worker run with `run` stops gracefully.
+#[tokio::test]
+async fn run_stops_gracefully_and_a_new_worker_resumes() {
+    let env = sqlite_env(Faults {
+        latency_ms: 5,
+        ..Faults::default()
+    })
+    .await;
+    env.environment("env1", Some(TEMPLATE)).await;
+    for i in 0..6 {
+        env.deploy(&format!("g{i}"), "env1", vec![person(&format!("g{i}-a"), "student")])
+            .await;
+    }
+    let w = env.worker(settings(), "runner");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(w.clone().run(async {
+        let _ = rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // Nothing is left claimed, and another worker finishes the job.
+    let w2 = env.worker(settings(), "second");
+    idle(&w2).await;
+    for i in 0..6 {
+        let course = env.course(&format!("g{i}")).unwrap();
+        assert_eq!(env.enrolments(course.id).len(), 1);
+    }
+    assert_eq!(
+        env.sim.call_counts().get("core_course_duplicate_course"),
+        Some(&6)
+    );
+}

@@ -1,0 +1,444 @@
+//! One OpenVLE event's story for a person: one line per stored event, with position, time,
+//! stream, type and a short sentence. Pure: the caller reads the events (see
+//! [`crate::read::event_story`]) and prints.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use cqrs_es::Aggregate;
+use domain::environment::{Environment, EnvironmentEvent};
+use domain::event::{EventEvent, VleEvent};
+use domain::moodle_sync::{LinkKind, MoodleSync, MoodleSyncEvent};
+use domain::participant::Participant;
+use store::StoredEvent;
+
+/// Which events of a story to show. Empty `types` shows every type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoryFilter {
+    /// Event types (`Enrolled`, `StepFailed`, …) or streams (`event`, `moodle_sync`); an event
+    /// matching any of them is shown. Case-insensitive.
+    pub types: Vec<String>,
+    /// recorded_at >= from
+    pub from: Option<DateTime<Utc>>,
+    /// recorded_at <= to
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl StoryFilter {
+    /// Parses `--type` (comma-separated list allowed), `--from` and `--to` (RFC 3339).
+    pub fn parse(
+        types: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<StoryFilter, String> {
+        let parse_time = |name: &str, raw: Option<&str>| -> Result<Option<DateTime<Utc>>, String> {
+            raw.map(|t| {
+                DateTime::parse_from_rfc3339(t.trim())
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| {
+                        format!("--{name} {t:?} is not an RFC 3339 time (e.g. 2024-05-01T10:00:00Z): {e}")
+                    })
+            })
+            .transpose()
+        };
+        Ok(StoryFilter {
+            types: types
+                .map(|t| {
+                    t.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            from: parse_time("from", from)?,
+            to: parse_time("to", to)?,
+        })
+    }
+
+    pub fn matches(&self, e: &StoredEvent) -> bool {
+        let type_ok = self.types.is_empty()
+            || self.types.iter().any(|t| {
+                t.eq_ignore_ascii_case(&e.event_type) || t.eq_ignore_ascii_case(&e.aggregate_type)
+            });
+        type_ok
+            && self.from.map_or(true, |from| e.recorded_at >= from)
+            && self.to.map_or(true, |to| e.recorded_at <= to)
+    }
+}
+
+fn who(p: &Participant) -> String {
+    format!("{} ({}, {})", p.id, p.role.as_str(), p.email)
+}
+
+/// Shortens a free-text message to `max` characters.
+fn short(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn event_sentence(e: EventEvent) -> String {
+    match e {
+        EventEvent::Deployed {
+            name,
+            environment_id,
+            template_course_id,
+            participants,
+            ..
+        } => {
+            let template = match template_course_id {
+                Some(t) => format!("template course {t}"),
+                None => "no Moodle template".to_string(),
+            };
+            format!(
+                "deployed {name:?} from environment {environment_id} ({template}) with {} participant{}",
+                participants.len(),
+                if participants.len() == 1 { "" } else { "s" }
+            )
+        }
+        EventEvent::ParticipantAdded { participant } => {
+            format!("participant {} added", who(&participant))
+        }
+        EventEvent::ParticipantRemoved { participant } => {
+            format!("participant {} removed", who(&participant))
+        }
+        EventEvent::Ended => "event ended".to_string(),
+        EventEvent::Deleted => "event deleted".to_string(),
+    }
+}
+
+fn sync_sentence(e: MoodleSyncEvent) -> String {
+    match e {
+        MoodleSyncEvent::CourseDuplicated {
+            course_id,
+            shortname,
+            template_course_id,
+            category_id,
+            adopted,
+            ..
+        } => {
+            let how = if adopted {
+                ", adopted: it already existed from an earlier attempt"
+            } else {
+                ""
+            };
+            format!(
+                "course {course_id} duplicated from template {template_course_id} (shortname {shortname}, category {category_id}{how})"
+            )
+        }
+        MoodleSyncEvent::UserLinked {
+            participant_id,
+            moodle_user_id,
+            username,
+            how,
+            ..
+        } => {
+            let how = match how {
+                LinkKind::Matched => "matched an existing account",
+                LinkKind::Created => "created the account",
+            };
+            format!("{participant_id} linked to Moodle user {moodle_user_id} ({username}, {how})")
+        }
+        MoodleSyncEvent::Enrolled {
+            participant_id,
+            moodle_user_id,
+            role_id,
+            ..
+        } => format!("enrolled {participant_id} as role {role_id} (user {moodle_user_id})"),
+        MoodleSyncEvent::Suspended {
+            participant_id,
+            moodle_user_id,
+            ..
+        } => format!("suspended {participant_id}'s enrolment (user {moodle_user_id})"),
+        MoodleSyncEvent::Unenrolled {
+            participant_id,
+            moodle_user_id,
+            ..
+        } => format!("unenrolled {participant_id} (user {moodle_user_id})"),
+        MoodleSyncEvent::CourseHidden { course_id, .. } => format!("course {course_id} hidden"),
+        MoodleSyncEvent::CourseShown { course_id, .. } => {
+            format!("course {course_id} shown again")
+        }
+        MoodleSyncEvent::CourseDeleted { course_id, .. } => format!("course {course_id} deleted"),
+        MoodleSyncEvent::CourseLost { course_id, .. } => {
+            format!("course {course_id} is gone from Moodle; it will be created again")
+        }
+        MoodleSyncEvent::UserLinkLost {
+            participant_id,
+            moodle_user_id,
+            ..
+        } => format!(
+            "{participant_id}'s Moodle user {moodle_user_id} is gone; the account will be matched again"
+        ),
+        MoodleSyncEvent::StepFailed {
+            step,
+            code,
+            message,
+            attempt,
+            transient,
+            participant_id,
+            ..
+        } => {
+            let whom = participant_id
+                .map(|p| format!(" for {p}"))
+                .unwrap_or_default();
+            let next = if transient {
+                "will retry"
+            } else {
+                "permanent"
+            };
+            let message = short(&message, 80);
+            let message = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
+            format!("step {step} failed{whom}: {code} (attempt {attempt}, {next}){message}")
+        }
+        MoodleSyncEvent::ParticipantParked {
+            participant_id,
+            code,
+            reason,
+            ..
+        } => format!(
+            "{participant_id} parked: {code} ({}); waits for an operator",
+            short(&reason, 80)
+        ),
+        MoodleSyncEvent::Parked {
+            step, code, reason, ..
+        } => format!(
+            "saga parked at step {step}: {code} ({}); waits for an operator (`retry`)",
+            short(&reason, 80)
+        ),
+        MoodleSyncEvent::Resumed { by } => format!("resumed by {by}"),
+    }
+}
+
+fn environment_sentence(e: EnvironmentEvent) -> String {
+    match e {
+        EnvironmentEvent::EnvironmentCreated { id, name } => {
+            format!("environment {id} created ({name:?})")
+        }
+        EnvironmentEvent::EnvironmentRenamed { name } => format!("environment renamed {name:?}"),
+        EnvironmentEvent::TemplateLinked { course_id } => {
+            format!("template course {course_id} linked")
+        }
+        EnvironmentEvent::TemplateUnlinked { previous_course_id } => {
+            format!("template course {previous_course_id} unlinked")
+        }
+    }
+}
+
+/// The short human sentence of one stored event. An event this binary cannot decode is shown
+/// as such (the story still prints).
+pub fn sentence(e: &StoredEvent) -> String {
+    let decoded = if e.aggregate_type == VleEvent::TYPE {
+        e.decode::<VleEvent>().map(event_sentence)
+    } else if e.aggregate_type == MoodleSync::TYPE {
+        e.decode::<MoodleSync>().map(sync_sentence)
+    } else if e.aggregate_type == Environment::TYPE {
+        e.decode::<Environment>().map(environment_sentence)
+    } else {
+        return format!("{} of unknown stream {}", e.event_type, e.aggregate_type);
+    };
+    decoded.unwrap_or_else(|err| format!("(cannot decode this {}: {err})", e.event_type))
+}
+
+/// `position  time  stream  type  sentence`, aligned for a terminal.
+pub fn line(e: &StoredEvent) -> String {
+    format!(
+        "{:>8}  {}  {:<11}  {:<18}  {}",
+        e.position,
+        e.recorded_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        e.aggregate_type,
+        e.event_type,
+        sentence(e)
+    )
+}
+
+/// The heading printed above a story.
+pub fn header(event_id: &str) -> String {
+    format!(
+        "{:>8}  {:<24}  {:<11}  {:<18}  story of OpenVLE event {event_id}",
+        "position", "time", "stream", "type"
+    )
+}
+
+/// The closing line: how many events were shown.
+pub fn footer(event_id: &str, shown: u64, filtered: bool) -> String {
+    match (shown, filtered) {
+        (0, false) => format!("no event recorded for OpenVLE event {event_id}"),
+        (0, true) => format!("no event of OpenVLE event {event_id} matches the filters"),
+        (n, _) => format!(
+            "{n} event{} shown{}",
+            if n == 1 { "" } else { "s" },
+            if filtered { " (filtered)" } else { "" }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::participant::Role;
+    use serde::Serialize;
+    use uuid::Uuid;
+
+    fn stored<E: Serialize>(position: i64, stream: &str, event_type: &str, e: &E) -> StoredEvent {
+        StoredEvent {
+            position,
+            event_id: Uuid::nil(),
+            aggregate_type: stream.into(),
+            aggregate_id: "ev-1".into(),
+            sequence: position,
+            event_type: event_type.into(),
+            event_version: "1".into(),
+            payload: serde_json::to_value(e).unwrap(),
+            metadata: serde_json::json!({}),
+            recorded_at: DateTime::parse_from_rfc3339("2024-05-01T10:00:00.250Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    fn p2() -> Participant {
+        Participant {
+            id: "p2".into(),
+            email: "b@x.org".into(),
+            username: None,
+            first_name: "B".into(),
+            last_name: "X".into(),
+            role: Role::Student,
+        }
+    }
+
+    #[test]
+    fn domain_sentences() {
+        let e = stored(
+            3,
+            "event",
+            "ParticipantAdded",
+            &EventEvent::ParticipantAdded { participant: p2() },
+        );
+        assert_eq!(sentence(&e), "participant p2 (student, b@x.org) added");
+        let e = stored(
+            1,
+            "event",
+            "Deployed",
+            &EventEvent::Deployed {
+                id: "ev-1".into(),
+                environment_id: "env".into(),
+                name: "Lab".into(),
+                template_course_id: Some(2),
+                participants: vec![p2()],
+            },
+        );
+        assert_eq!(
+            sentence(&e),
+            "deployed \"Lab\" from environment env (template course 2) with 1 participant"
+        );
+        assert_eq!(
+            sentence(&stored(9, "event", "Ended", &EventEvent::Ended)),
+            "event ended"
+        );
+    }
+
+    #[test]
+    fn saga_sentences() {
+        let e = stored(
+            4,
+            "moodle_sync",
+            "CourseDuplicated",
+            &MoodleSyncEvent::CourseDuplicated {
+                course_id: 17,
+                shortname: "ovle-abc".into(),
+                template_course_id: 2,
+                category_id: 1,
+                adopted: false,
+                caused_by: Uuid::nil(),
+            },
+        );
+        assert_eq!(
+            sentence(&e),
+            "course 17 duplicated from template 2 (shortname ovle-abc, category 1)"
+        );
+        let e = stored(
+            5,
+            "moodle_sync",
+            "Enrolled",
+            &MoodleSyncEvent::Enrolled {
+                participant_id: "p2".into(),
+                moodle_user_id: 41,
+                role_id: 5,
+                caused_by: Uuid::nil(),
+            },
+        );
+        assert_eq!(sentence(&e), "enrolled p2 as role 5 (user 41)");
+        let e = stored(
+            6,
+            "moodle_sync",
+            "StepFailed",
+            &MoodleSyncEvent::StepFailed {
+                step: "enrol".into(),
+                code: "ex_unabletolock".into(),
+                message: String::new(),
+                attempt: 2,
+                transient: true,
+                participant_id: None,
+                caused_by: Uuid::nil(),
+            },
+        );
+        assert_eq!(
+            sentence(&e),
+            "step enrol failed: ex_unabletolock (attempt 2, will retry)"
+        );
+        let long = "x".repeat(200);
+        let e = stored(
+            7,
+            "moodle_sync",
+            "StepFailed",
+            &MoodleSyncEvent::StepFailed {
+                step: "create_users".into(),
+                code: "invalidparameter".into(),
+                message: long,
+                attempt: 1,
+                transient: false,
+                participant_id: Some("p3".into()),
+                caused_by: Uuid::nil(),
+            },
+        );
+        let s = sentence(&e);
+        assert!(s.starts_with("step create_users failed for p3: invalidparameter (attempt 1, permanent): x"), "{s}");
+        assert!(s.chars().count() < 160, "{s}");
+    }
+
+    #[test]
+    fn lines_and_undecodable_rows() {
+        let e = stored(12, "event", "Ended", &EventEvent::Ended);
+        assert_eq!(
+            line(&e),
+            "      12  2024-05-01T10:00:00.250Z  event        Ended               event ended"
+        );
+        let mut bad = stored(13, "moodle_sync", "Enrolled", &serde_json::json!({"nope": 1}));
+        bad.event_type = "Enrolled".into();
+        assert!(sentence(&bad).starts_with("(cannot decode this Enrolled:"));
+    }
+
+    #[test]
+    fn filters() {
+        let e = stored(12, "event", "Ended", &EventEvent::Ended);
+        let f = StoryFilter::parse(Some("enrolled, ended"), None, None).unwrap();
+        assert!(f.matches(&e));
+        let f = StoryFilter::parse(Some("moodle_sync"), None, None).unwrap();
+        assert!(!f.matches(&e));
+        let f = StoryFilter::parse(None, Some("2024-05-01T10:00:00Z"), Some("2024-05-01T10:00:01+00:00")).unwrap();
+        assert!(f.matches(&e));
+        let f = StoryFilter::parse(None, Some("2024-05-01T11:00:00Z"), None).unwrap();
+        assert!(!f.matches(&e));
+        assert!(StoryFilter::parse(None, Some("yesterday"), None)
+            .unwrap_err()
+            .contains("--from"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Operator commands that open the store, do one thing and exit.
+
+use tokio::io::AsyncWriteExt;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::Global;
+use crate::config::{moodle_settings, open_store};
+
+pub async fn migrate(global: &Global) -> anyhow::Result<()> {
+    let store = open_store(global).await?;
+    store.migrate().await.context("applying migrations")?;
+    eprintln!("migrations applied ({})", store.backend().as_str());
+    Ok(())
+}
+
+/// Exit code 0 when the chain holds, 2 when it breaks (1 is for errors).
+pub async fn verify(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(global).await?;
+    store.seal().await.context("sealing the log before verifying")?;
+    let report = store.verify().await.context("verifying the audit chain")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        match &report.first_break {
+            None => println!(
+                "audit chain intact: {} events checked, head position {}",
+                report.checked, report.head
+            ),
+            Some(b) => println!(
+                "audit chain BROKEN at position {}: {}",
+                b.position, b.reason
+            ),
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+pub async fn export(global: &Global, after: i64, event: Option<String>) -> anyhow::Result<()> {
+    let store = open_store(global).await?;
+    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    let summary = store
+        .export(after, event.as_deref(), &mut out)
+        .await
+        .context("exporting the log")?;
+    out.flush().await?;
+    eprintln!("exported {summary:?}");
+    Ok(())
+}
+
+/// Exit code 0 when Moodle is ready for the engine, 2 when something is missing.
+pub async fn moodle_check(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = moodle_settings(global)?;
+    if !settings.enabled {
+        anyhow::bail!("the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN");
+    }
+    let client = moodle::MoodleClient::new(&settings).context("building the Moodle client")?;
+    let report = moodle::check(&client).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+pub async fn status(global: &Global, json: bool) -> anyhow::Result<()> {
+    let store = open_store(global).await?;
+    let status = saga::status(&store).await.context("reading the saga's status")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render_status(&status));
+    }
+    Ok(())
+}
+
+pub async fn retry(global: &Global, event_id: &str) -> anyhow::Result<()> {
+    let store = open_store(global).await?;
+    let by = format!("cli:{}", whoami());
+    let resumed = saga::retry(&store, event_id, &by)
+        .await
+        .context("resuming the saga")?;
+    if resumed {
+        println!("event {event_id}: saga resumed; a worker picks it up now");
+    } else {
+        println!("event {event_id}: nothing was parked; re-queued for a fresh look");
+    }
+    Ok(())
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
+}
+
+fn render_status(s: &saga::SagaStatus) -> String {
+    let mut out = format!(
+        "saga checkpoint {} of head {} (lag {}), {} event(s) pending, {} in flight\n",
+        s.checkpoint, s.head, s.lag, s.pending, s.in_flight
+    );
+    if s.parked.is_empty() {
+        out.push_str("no parked event\n");
+    } else {
+        out.push_str(&format!("{} parked event(s):\n", s.parked.len()));
+        for p in &s.parked {
+            out.push_str(&format!(
+                "  {}  {}\n",
+                p.event_id,
+                p.reason.as_deref().unwrap_or("(no reason recorded)")
+            ));
+        }
+        out.push_str("resume one with: openvle-moodle retry <event-id>\n");
+    }
+    if let Some(e) = &s.last_error {
+        out.push_str(&format!(
+            "last Moodle error: event {} ({}): {} after {} attempt(s)\n",
+            e.event_id, e.state, e.reason, e.attempts
+        ));
+    }
+    out
+}

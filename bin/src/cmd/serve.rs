@@ -1,0 +1,137 @@
+//! `serve` (API + worker) and `worker` (worker only).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::{Global, ServeArgs, WorkerArgs};
+use crate::config::{moodle_settings, open_store};
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested: finishing the work in hand");
+}
+
+/// The API's `POST /events/{id}/moodle/retry`, answered by the saga's `retry`.
+struct Retry(store::Store);
+
+impl api::SagaControl for Retry {
+    fn retry<'a>(&'a self, event_id: &'a str, by: &'a str) -> api::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            saga::retry(&self.0, event_id, by)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {
+    Arc::new(Retry(store.clone()))
+}
+
+pub fn saga_config(args: &WorkerArgs) -> saga::SagaConfig {
+    let mut cfg = saga::SagaConfig {
+        concurrency: args.concurrency.max(1),
+        ..Default::default()
+    };
+    if let Some(id) = &args.worker_id {
+        cfg.worker_id = id.clone();
+    }
+    cfg
+}
+
+pub fn build_worker(
+    store: &store::Store,
+    settings: &moodle::MoodleSettings,
+    args: &WorkerArgs,
+) -> anyhow::Result<saga::Worker> {
+    saga::Worker::from_moodle_settings(store.clone(), settings, saga_config(args))
+        .context("starting the Moodle worker")
+}
+
+pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = moodle_settings(global)?;
+    let config = api::ApiConfig {
+        writer_token: args.api_token.clone().filter(|t| !t.is_empty()).map(api::Token::new),
+        audit_token: args.audit_token.clone().filter(|t| !t.is_empty()).map(api::Token::new),
+        moodle: settings.clone(),
+        ..Default::default()
+    };
+    let notice = api::check_bind_policy(args.listen, &config).map_err(anyhow::Error::msg)?;
+    let store = open_store(global).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!("{notice}");
+    tracing::info!(
+        store = store.backend().as_str(),
+        moodle = if settings.enabled { "enabled" } else { "disabled" },
+        "openvle-moodle listening on http://{}",
+        args.listen
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut state = api::AppState::new(store.clone(), config).map_err(anyhow::Error::msg)?;
+    let worker_task = if args.no_worker {
+        None
+    } else {
+        let worker = build_worker(&store, &settings, &args.worker)?;
+        state = state.with_saga(saga_control(&store));
+        let mut rx = stop_rx.clone();
+        Some(tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        }))
+    };
+    let mut rx = stop_rx.clone();
+    let server = api::serve(listener, state, async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    });
+    let signal = async {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let (served, ()) = tokio::join!(server, signal);
+    served.context("HTTP server")?;
+    if let Some(task) = worker_task {
+        task.await.context("worker task")?.context("Moodle worker")?;
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+pub async fn run_worker(global: &Global, args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = moodle_settings(global)?;
+    let store = open_store(global).await?;
+    let worker = build_worker(&store, &settings, &args)?;
+    tracing::info!(
+        store = store.backend().as_str(),
+        moodle = if settings.enabled { "enabled" } else { "disabled" },
+        "Moodle worker started"
+    );
+    worker.run(shutdown_signal()).await.context("Moodle worker")?;
+    tracing::info!("worker stopped cleanly");
+    Ok(())
+}

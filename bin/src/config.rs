@@ -1,0 +1,78 @@
+//! Typed configuration: the store URL, the API's tokens and the Moodle settings, read once at
+//! start-up from flags and the environment; any problem stops start-up naming the variable.
+
+use anyhow::Context;
+
+use crate::cli::Global;
+
+/// Logs go to stderr so that commands printing data (export, status --json) stay pipeable.
+pub fn init_tracing(global: &Global) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if global.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The Moodle settings: `--moodle VAR=VALUE` flags first, then the environment.
+pub fn moodle_settings(global: &Global) -> anyhow::Result<moodle::MoodleSettings> {
+    let mut flags = std::collections::HashMap::new();
+    for pair in &global.moodle {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--moodle {pair:?}: expected MOODLE_VAR=VALUE"))?;
+        let key = key.trim();
+        if !key.starts_with("MOODLE_") {
+            anyhow::bail!("--moodle {key}: only MOODLE_* settings can be given this way");
+        }
+        flags.insert(key.to_string(), value.to_string());
+    }
+    moodle::MoodleSettings::from_lookup(|name| {
+        flags
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })
+    .context("Moodle configuration")
+}
+
+/// Opens (and migrates) the event store.
+pub async fn open_store(global: &Global) -> anyhow::Result<store::Store> {
+    let url = global.database_url();
+    store::Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the event store (DATABASE_URL={})", redact_url(&url)))
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}
