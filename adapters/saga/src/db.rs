@@ -41,7 +41,10 @@ fn pg_run<'c, 'q: 'c>(
     Box::pin(async move { Ok(q.execute(conn).await?.rows_affected()) })
 }
 
-fn pg_raw<'c, 'q: 'c>(conn: &'c mut sqlx::PgConnection, sql: &'q str) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+fn pg_raw<'c, 'q: 'c>(
+    conn: &'c mut sqlx::PgConnection,
+    sql: &'q str,
+) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
     Box::pin(async move {
         use sqlx::Executor;
         Ok(conn.execute(sqlx::raw_sql(sql)).await?.rows_affected())
@@ -58,7 +61,11 @@ pub async fn ensure_schema(store: &Store) -> Result<(), SagaError> {
             // Concurrent CREATE ... IF NOT EXISTS can still clash on PostgreSQL's catalogs:
             // serialise the saga's schema set-up with an advisory lock of its own.
             let mut tx = p.begin().await?;
-            pg_run(&mut tx, sqlx::query("SELECT pg_advisory_xact_lock(8675309100)")).await?;
+            pg_run(
+                &mut tx,
+                sqlx::query("SELECT pg_advisory_xact_lock(8675309100)"),
+            )
+            .await?;
             pg_raw(&mut tx, POSTGRES_SCHEMA).await?;
             tx.commit().await?;
         }
@@ -101,7 +108,12 @@ const RESUME_WORK: &str = "UPDATE saga_work SET parked = FALSE, done_position = 
 
 /// Upserts work rows and moves the checkpoint from `from` to `to` in one transaction.
 /// Returns false when another reader moved the checkpoint first (nothing was written).
-pub async fn advance(store: &Store, from: i64, to: i64, wanted: &[Wanted]) -> Result<bool, SagaError> {
+pub async fn advance(
+    store: &Store,
+    from: i64,
+    to: i64,
+    wanted: &[Wanted],
+) -> Result<bool, SagaError> {
     let now = now_ms();
     match store.pool() {
         DbPool::Sqlite(p) => {
@@ -142,7 +154,11 @@ pub async fn advance(store: &Store, from: i64, to: i64, wanted: &[Wanted]) -> Re
         }
         DbPool::Postgres(p) => {
             let mut tx = p.begin().await?;
-            pg_run(&mut tx, sqlx::query(INIT_CHECKPOINT).bind(CHECKPOINT).bind(now)).await?;
+            pg_run(
+                &mut tx,
+                sqlx::query(INIT_CHECKPOINT).bind(CHECKPOINT).bind(now),
+            )
+            .await?;
             let moved = pg_run(
                 &mut tx,
                 sqlx::query(MOVE_CHECKPOINT)
@@ -166,7 +182,11 @@ pub async fn advance(store: &Store, from: i64, to: i64, wanted: &[Wanted]) -> Re
                 )
                 .await?;
                 if w.resume {
-                    pg_run(&mut tx, sqlx::query(RESUME_WORK).bind(w.event_id.as_str()).bind(now)).await?;
+                    pg_run(
+                        &mut tx,
+                        sqlx::query(RESUME_WORK).bind(w.event_id.as_str()).bind(now),
+                    )
+                    .await?;
                 }
             }
             tx.commit().await?;
@@ -185,7 +205,12 @@ pub struct Claim {
 }
 
 /// Claims up to `limit` ready rows for `worker` until `lease_until`.
-pub async fn claim(store: &Store, worker: &str, limit: usize, lease_until: i64) -> Result<Vec<Claim>, SagaError> {
+pub async fn claim(
+    store: &Store,
+    worker: &str,
+    limit: usize,
+    lease_until: i64,
+) -> Result<Vec<Claim>, SagaError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -255,17 +280,20 @@ pub async fn renew_all(store: &Store, worker: &str, lease_until: i64) -> Result<
 }
 
 /// Extends one lease; false when the row is no longer ours (another worker took it over).
-pub async fn renew(store: &Store, worker: &str, event_id: &str, lease_until: i64) -> Result<bool, SagaError> {
+pub async fn renew(
+    store: &Store,
+    worker: &str,
+    event_id: &str,
+    lease_until: i64,
+) -> Result<bool, SagaError> {
     let n = with_pool!(store.pool(), |p| {
-        sqlx::query(
-            "UPDATE saga_work SET lease_until = $1 WHERE event_id = $2 AND claimed_by = $3",
-        )
-        .bind(lease_until)
-        .bind(event_id)
-        .bind(worker)
-        .execute(p)
-        .await?
-        .rows_affected()
+        sqlx::query("UPDATE saga_work SET lease_until = $1 WHERE event_id = $2 AND claimed_by = $3")
+            .bind(lease_until)
+            .bind(event_id)
+            .bind(worker)
+            .execute(p)
+            .await?
+            .rows_affected()
     });
     Ok(n == 1)
 }
@@ -287,9 +315,16 @@ pub async fn release_all(store: &Store, worker: &str) -> Result<u64, SagaError> 
 pub enum Release {
     /// The plan is empty: done up to the claimed position. `state` is the plan's state
     /// (`in_sync`, `failed` when a participant is parked, …) and `reason` why it failed.
-    Done { state: &'static str, reason: Option<String> },
+    Done {
+        state: &'static str,
+        reason: Option<String>,
+    },
     /// Try again at `at` (a transient failure: `attempts` so far, the error as `reason`).
-    RetryAt { at: i64, attempts: i64, reason: String },
+    RetryAt {
+        at: i64,
+        attempts: i64,
+        reason: String,
+    },
     /// Parked: nothing more until an operator resumes.
     Parked { reason: String },
     /// Stopped before the plan was empty (shutdown, lease lost, store trouble): ready again now.
@@ -297,7 +332,12 @@ pub enum Release {
 }
 
 /// Ends `worker`'s claim on `claim`'s row.
-pub async fn release(store: &Store, worker: &str, claim: &Claim, how: &Release) -> Result<(), SagaError> {
+pub async fn release(
+    store: &Store,
+    worker: &str,
+    claim: &Claim,
+    how: &Release,
+) -> Result<(), SagaError> {
     let now = now_ms();
     with_pool!(store.pool(), |p| {
         match how {
@@ -317,7 +357,11 @@ pub async fn release(store: &Store, worker: &str, claim: &Claim, how: &Release) 
                 .execute(p)
                 .await?;
             }
-            Release::RetryAt { at, attempts, reason } => {
+            Release::RetryAt {
+                at,
+                attempts,
+                reason,
+            } => {
                 sqlx::query(
                     "UPDATE saga_work SET claimed_by = NULL, lease_until = 0, attempts = $1, \
                      next_attempt_at = $2, state = 'retrying', reason = $3, updated_at_ms = $4 \
@@ -440,7 +484,10 @@ pub struct WorkRow {
 
 /// Rows that failed (parked or with a parked participant), and the most recent row with an
 /// error (for `last_error`).
-pub async fn failed_rows(store: &Store, limit: i64) -> Result<(Vec<WorkRow>, Option<WorkRow>), SagaError> {
+pub async fn failed_rows(
+    store: &Store,
+    limit: i64,
+) -> Result<(Vec<WorkRow>, Option<WorkRow>), SagaError> {
     let map = |r: &dyn RowLike| -> Result<WorkRow, sqlx::Error> { r.work_row() };
     let (failed, last) = with_pool!(store.pool(), |p| {
         let failed = sqlx::query(

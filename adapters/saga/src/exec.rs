@@ -153,7 +153,8 @@ pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Ste
                 Err(e) => out.fail(Failure::of(&e)),
             }
         }
-        Step::DeleteCourse { course_id, cause } => match client.delete_courses(&[*course_id]).await {
+        Step::DeleteCourse { course_id, cause } => match client.delete_courses(&[*course_id]).await
+        {
             Ok(warnings) => {
                 // `unknowncourseidnumber`: already gone, which is what we wanted.
                 match warnings
@@ -214,7 +215,10 @@ fn adopted(e: &EnsureCourse, course: &moodle::Course) -> Vec<MoodleSyncEvent> {
     facts
 }
 
-async fn find_course(client: &MoodleClient, shortname: &str) -> Result<Option<moodle::Course>, MoodleError> {
+async fn find_course(
+    client: &MoodleClient,
+    shortname: &str,
+) -> Result<Option<moodle::Course>, MoodleError> {
     let courses = client
         .get_courses_by_field(CourseField::Shortname, shortname)
         .await?;
@@ -308,7 +312,10 @@ fn linked(u: &UserToLink, id: i64, username: &str, how: LinkKind) -> MoodleSyncE
 /// The case-insensitive email look-up (`core_user_get_users`): Moodle on PostgreSQL matches
 /// emails case-sensitively in the batched look-up but refuses a new account whose email differs
 /// only in case.
-async fn fallback(client: &MoodleClient, u: &UserToLink) -> Result<Vec<moodle::MoodleUser>, MoodleError> {
+async fn fallback(
+    client: &MoodleClient,
+    u: &UserToLink,
+) -> Result<Vec<moodle::MoodleUser>, MoodleError> {
     client.get_users(&[("email", u.email.as_str())]).await
 }
 
@@ -341,7 +348,9 @@ async fn link_users(client: &MoodleClient, cfg: &SagaConfig, l: &LinkUsers, out:
     let mut to_create: Vec<&UserToLink> = Vec::new();
     for u in &l.users {
         match by_key.get(&norm(&u.key)).map(Vec::as_slice).unwrap_or(&[]) {
-            [one] => out.facts.push(linked(u, one.id, &one.username, LinkKind::Matched)),
+            [one] => out
+                .facts
+                .push(linked(u, one.id, &one.username, LinkKind::Matched)),
             [] => match &u.new_username {
                 Ok(_) => to_create.push(u),
                 // Moodle would refuse the account we would create: one last case-insensitive
@@ -350,8 +359,12 @@ async fn link_users(client: &MoodleClient, cfg: &SagaConfig, l: &LinkUsers, out:
                     if l.field == UserMatchField::Email {
                         match fallback(client, u).await {
                             Ok(users) if users.len() == 1 => {
-                                out.facts
-                                    .push(linked(u, users[0].id, &users[0].username, LinkKind::Matched));
+                                out.facts.push(linked(
+                                    u,
+                                    users[0].id,
+                                    &users[0].username,
+                                    LinkKind::Matched,
+                                ));
                                 continue;
                             }
                             Ok(users) if users.len() > 1 => {
@@ -411,7 +424,8 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
         match client.create_users(&users).await {
             Ok(created) => {
                 for (u, c) in part.iter().zip(created.iter()) {
-                    out.facts.push(linked(u, c.id, &c.username, LinkKind::Created));
+                    out.facts
+                        .push(linked(u, c.id, &c.username, LinkKind::Created));
                 }
             }
             Err(e) if item_specific(&e) && part.len() > 1 => {
@@ -426,8 +440,12 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
                 if l.field == UserMatchField::Email {
                     match fallback(client, u).await {
                         Ok(found) if found.len() == 1 => {
-                            out.facts
-                                .push(linked(u, found[0].id, &found[0].username, LinkKind::Matched));
+                            out.facts.push(linked(
+                                u,
+                                found[0].id,
+                                &found[0].username,
+                                LinkKind::Matched,
+                            ));
                             continue;
                         }
                         Ok(found) if found.len() > 1 => {
@@ -461,7 +479,12 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
 
 /// Moodle answers `invalidparameter` for every item when the course itself is gone: check once
 /// before blaming participants one by one.
-async fn course_gone(client: &MoodleClient, course_id: i64, checked: &mut bool, out: &mut Outcome) -> bool {
+async fn course_gone(
+    client: &MoodleClient,
+    course_id: i64,
+    checked: &mut bool,
+    out: &mut Outcome,
+) -> bool {
     if *checked {
         return false;
     }
@@ -555,7 +578,13 @@ async fn enrol(client: &MoodleClient, course_id: i64, batch: &[EnrolItem], out: 
 }
 
 /// Unenrols or suspends a batch; isolates refused items by splitting.
-async fn remove(client: &MoodleClient, course_id: i64, mode: RemovalMode, batch: &[RemoveItem], out: &mut Outcome) {
+async fn remove(
+    client: &MoodleClient,
+    course_id: i64,
+    mode: RemovalMode,
+    batch: &[RemoveItem],
+    out: &mut Outcome,
+) {
     let mut checked = false;
     let mut stack: Vec<&[RemoveItem]> = vec![batch];
     while let Some(part) = stack.pop() {
@@ -651,7 +680,9 @@ mod tests {
         };
         assert!(item_specific(&m("invalidparameter")));
         assert!(item_specific(&m("codingerror")));
-        assert!(item_specific(&m("<div>Passwords must be at least 8 characters long.</div>")));
+        assert!(item_specific(&m(
+            "<div>Passwords must be at least 8 characters long.</div>"
+        )));
         assert!(!item_specific(&m("wsusercannotassign")));
         assert!(!item_specific(&m("wsnoinstance")));
         assert!(!item_specific(&m("ex_unabletolock")));

@@ -96,7 +96,11 @@ pub async fn retry(store: &Store, event_id: &str, by: &str) -> Result<bool, Saga
     db::ensure_schema(store).await?;
     let meta = CommandMeta::new(by.to_string());
     let appended = store
-        .execute::<MoodleSync>(event_id, MoodleSyncCommand::Resume { by: by.to_string() }, &meta)
+        .execute::<MoodleSync>(
+            event_id,
+            MoodleSyncCommand::Resume { by: by.to_string() },
+            &meta,
+        )
         .await
         .map_err(|e| match e {
             CommandError::Store(s) => SagaError::Store(s),

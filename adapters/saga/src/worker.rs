@@ -93,7 +93,12 @@ impl Worker {
     /// A worker over `store`. `moodle` is required when `settings.enabled` (without it every
     /// step waits and retries); when the integration is disabled the worker still follows the
     /// log and moves its checkpoint but never calls Moodle.
-    pub fn new(store: Store, moodle: Option<MoodleClient>, settings: SagaSettings, config: SagaConfig) -> Worker {
+    pub fn new(
+        store: Store,
+        moodle: Option<MoodleClient>,
+        settings: SagaSettings,
+        config: SagaConfig,
+    ) -> Worker {
         Worker {
             inner: Arc::new(Inner {
                 store,
@@ -119,7 +124,12 @@ impl Worker {
         } else {
             None
         };
-        Ok(Worker::new(store, client, crate::saga_settings(moodle), config))
+        Ok(Worker::new(
+            store,
+            client,
+            crate::saga_settings(moodle),
+            config,
+        ))
     }
 
     /// Wakes an idle worker at once (e.g. the API after a command committed). Only a hint: the
@@ -307,16 +317,28 @@ impl Worker {
 
     fn claim_boxed(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Claim>, SagaError>> {
         let until = self.lease_until();
-        Box::pin(async move { db::claim(&self.inner.store, &self.inner.config.worker_id, limit, until).await })
+        Box::pin(async move {
+            db::claim(
+                &self.inner.store,
+                &self.inner.config.worker_id,
+                limit,
+                until,
+            )
+            .await
+        })
     }
 
     fn renew_boxed(&self) -> BoxFuture<'_, Result<u64, SagaError>> {
         let until = self.lease_until();
-        Box::pin(async move { db::renew_all(&self.inner.store, &self.inner.config.worker_id, until).await })
+        Box::pin(async move {
+            db::renew_all(&self.inner.store, &self.inner.config.worker_id, until).await
+        })
     }
 
     fn release_all_boxed(&self) -> BoxFuture<'_, Result<u64, SagaError>> {
-        Box::pin(async move { db::release_all(&self.inner.store, &self.inner.config.worker_id).await })
+        Box::pin(
+            async move { db::release_all(&self.inner.store, &self.inner.config.worker_id).await },
+        )
     }
 
     fn gauges_boxed(&self) -> BoxFuture<'_, ()> {
@@ -344,9 +366,11 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(event = %claim.event_id, error = %e, "saga: processing failed");
                 match &e {
-                    SagaError::Store(StoreError::Decode { .. }) => Ended::Release(Release::Parked {
-                        reason: format!("the log cannot be read: {e}"),
-                    }),
+                    SagaError::Store(StoreError::Decode { .. }) => {
+                        Ended::Release(Release::Parked {
+                            reason: format!("the log cannot be read: {e}"),
+                        })
+                    }
                     _ => Ended::Release(Release::RetryAt {
                         at: now_ms() + self.backoff(claim.attempts as u32 + 1).as_millis() as i64,
                         attempts: claim.attempts + 1,
@@ -382,7 +406,12 @@ impl Worker {
             .saturating_mul(1u32 << exp.min(20))
             .min(cfg.backoff_max);
         let ms = full.as_millis() as u64;
-        let jittered = ms / 2 + if ms > 1 { rand::random::<u64>() % (ms / 2 + 1) } else { 0 };
+        let jittered = ms / 2
+            + if ms > 1 {
+                rand::random::<u64>() % (ms / 2 + 1)
+            } else {
+                0
+            };
         Duration::from_millis(jittered)
     }
 
@@ -412,10 +441,7 @@ impl Worker {
                 events.push((row.sequence.max(0) as u64, row.decode::<VleEvent>()?));
             }
             let desired = Desired::fold(id, events);
-            let (recorded, version) = store
-                .load::<MoodleSync>(id)
-                .await?
-                .unwrap_or_default();
+            let (recorded, version) = store.load::<MoodleSync>(id).await?.unwrap_or_default();
             let plan = plan(&desired, &recorded, &self.inner.settings);
             let Some(step) = plan.next() else {
                 return Ok(Ended::Release(Release::Done {
@@ -435,7 +461,9 @@ impl Worker {
                 return Ok(Ended::Release(Release::RetryAt {
                     at: now_ms() + cfg.backoff_max.as_millis() as i64,
                     attempts: claim.attempts + 1,
-                    reason: "the Moodle integration is enabled but this worker has no Moodle client".into(),
+                    reason:
+                        "the Moodle integration is enabled but this worker has no Moodle client"
+                            .into(),
                 }));
             };
 
@@ -480,10 +508,22 @@ impl Worker {
                     });
                 }
             } else {
-                tracing::debug!(event = id, step = step.name(), items = step.len(), "moodle step done");
+                tracing::debug!(
+                    event = id,
+                    step = step.name(),
+                    items = step.len(),
+                    "moodle step done"
+                );
             }
             let fenced = match self
-                .record(id, version, facts, cause.event_id, correlation.get(&cause.event_id).copied(), step)
+                .record(
+                    id,
+                    version,
+                    facts,
+                    cause.event_id,
+                    correlation.get(&cause.event_id).copied(),
+                    step,
+                )
                 .await?
             {
                 Recorded::Ok { fenced } => fenced,
@@ -533,13 +573,21 @@ impl Worker {
         let store = &self.inner.store;
         let causation = (!cause.is_nil()).then_some(cause);
         let meta = CommandMeta::new(format!("saga:{}", self.inner.config.worker_id))
-            .with_correlation(correlation.or(causation).unwrap_or_else(Uuid::new_v4), causation);
+            .with_correlation(
+                correlation.or(causation).unwrap_or_else(Uuid::new_v4),
+                causation,
+            );
         let current = store
             .last_sequence(<MoodleSync as Aggregate>::TYPE, id)
             .await?;
         let fenced = current != version;
         if fenced {
-            tracing::info!(event = id, version, current, "saga record moved since planning (another writer)");
+            tracing::info!(
+                event = id,
+                version,
+                current,
+                "saga record moved since planning (another writer)"
+            );
         }
         match store
             .execute::<MoodleSync>(id, MoodleSyncCommand::Record(facts), &meta)
@@ -547,7 +595,10 @@ impl Worker {
         {
             Ok(_) => Ok(Recorded::Ok { fenced }),
             Err(CommandError::Rejected(e)) => {
-                let reason = format!("the saga's record refused the outcome of {}: {e}", step.name());
+                let reason = format!(
+                    "the saga's record refused the outcome of {}: {e}",
+                    step.name()
+                );
                 let parked = MoodleSyncEvent::Parked {
                     step: step.name().to_string(),
                     code: e.code().to_string(),

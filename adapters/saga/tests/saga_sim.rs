@@ -31,8 +31,12 @@ async fn plan_state(env: &Env, id: &str, settings: &SagaSettings) -> SyncState {
     let rows = env.store.read_stream("event", id).await.unwrap();
     let desired = saga::Desired::fold(
         id,
-        rows.iter()
-            .map(|r| (r.sequence as u64, r.decode::<domain::event::VleEvent>().unwrap())),
+        rows.iter().map(|r| {
+            (
+                r.sequence as u64,
+                r.decode::<domain::event::VleEvent>().unwrap(),
+            )
+        }),
     );
     saga::plan(&desired, &recorded(env, id).await, settings).state
 }
@@ -46,9 +50,9 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
         ..settings()
     };
     let w = env.worker(settings.clone(), "w1");
-    let existing = env
-        .sim
-        .create_user_directly("case.test", "Case.Test@Example.org", "Case", "Test");
+    let existing =
+        env.sim
+            .create_user_directly("case.test", "Case.Test@Example.org", "Case", "Test");
     let users_before = env.sim.snapshot().users.len();
 
     env.environment("env1", Some(TEMPLATE)).await;
@@ -81,7 +85,10 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
     // Add.
     env.add("ev1", person("s3", "student")).await;
     idle(&w).await;
-    assert_eq!(env.enrolments(course.id)["s3@example.org"], (vec![5], false));
+    assert_eq!(
+        env.enrolments(course.id)["s3@example.org"],
+        (vec![5], false)
+    );
 
     // Remove.
     env.remove("ev1", "s2").await;
@@ -120,7 +127,10 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
         let ev = r.decode::<MoodleSync>().unwrap();
         if let MoodleSyncEvent::CourseDuplicated { caused_by, .. } = ev {
             assert_eq!(caused_by, deployed_id);
-            assert_eq!(r.meta("causation_id"), Some(deployed_id.to_string().as_str()));
+            assert_eq!(
+                r.meta("causation_id"),
+                Some(deployed_id.to_string().as_str())
+            );
         }
     }
     let deleted = rows
@@ -135,7 +145,11 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
     // Replaying the worker changes nothing and calls nothing.
     env.sim.reset_calls();
     idle(&w).await;
-    assert!(env.sim.call_counts().is_empty(), "{:?}", env.sim.call_counts());
+    assert!(
+        env.sim.call_counts().is_empty(),
+        "{:?}",
+        env.sim.call_counts()
+    );
     let status = saga::status(&env.store).await.unwrap();
     assert_eq!(status.lag, 0);
     assert_eq!(status.pending, 0);
@@ -170,7 +184,12 @@ async fn lossy(env: Env) {
     let events: Vec<String> = (0..4).map(|i| format!("lossy{i}")).collect();
     for (i, ev) in events.iter().enumerate() {
         let ps = (0..6)
-            .map(|j| person(&format!("{ev}-p{j}"), if j == 0 { "instructor" } else { "student" }))
+            .map(|j| {
+                person(
+                    &format!("{ev}-p{j}"),
+                    if j == 0 { "instructor" } else { "student" },
+                )
+            })
             .collect();
         env.deploy(ev, "env1", ps).await;
         if i % 2 == 0 {
@@ -184,7 +203,8 @@ async fn lossy(env: Env) {
         f.lost_kind = LostKind::Drop;
         f.transient_kind = TransientKind::Http503;
     });
-    idle(&w).await;
+    let first = idle(&w).await;
+    assert!(first.retries > 0, "faults were injected: {first:?}");
     env.event(&events[3], EventCommand::End).await;
     env.sim.update_faults(|f| f.lost_kind = LostKind::Http502);
     idle(&w).await;
@@ -208,7 +228,9 @@ async fn lossy(env: Env) {
         expected.sort();
         let got: Vec<String> = e.keys().cloned().collect();
         assert_eq!(got, expected, "{ev}");
-        assert!(e.values().all(|(roles, suspended)| roles.len() == 1 && !suspended));
+        assert!(e
+            .values()
+            .all(|(roles, suspended)| roles.len() == 1 && !suspended));
         assert_eq!(course.visible, i != 3);
         assert!(recorded(&env, ev).await.parked.is_none());
     }
@@ -243,15 +265,20 @@ async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
     let w = env.worker(settings(), "w1");
     env.environment("bad", Some(999)).await; // no such template course
     env.environment("good", Some(TEMPLATE)).await;
-    env.deploy("poison", "bad", vec![person("a", "student")]).await;
-    env.deploy("fine", "good", vec![person("b", "student")]).await;
+    env.deploy("poison", "bad", vec![person("a", "student")])
+        .await;
+    env.deploy("fine", "good", vec![person("b", "student")])
+        .await;
     idle(&w).await;
 
     assert!(env.course("fine").is_some());
     assert!(env.course("poison").is_none());
     let sync = recorded(&env, "poison").await;
     let (step, code, _) = sync.parked.clone().expect("parked");
-    assert_eq!((step.as_str(), code.as_str()), ("ensure_course", "invalidcourseid"));
+    assert_eq!(
+        (step.as_str(), code.as_str()),
+        ("ensure_course", "invalidcourseid")
+    );
     let status = saga::status(&env.store).await.unwrap();
     assert_eq!(status.parked.len(), 1);
     assert_eq!(status.parked[0].event_id, "poison");
@@ -277,7 +304,8 @@ async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
             message: "You don't have the permission to assign this role".into(),
         },
     );
-    env.deploy("once", "good", vec![person("d", "student")]).await;
+    env.deploy("once", "good", vec![person("d", "student")])
+        .await;
     idle(&w).await;
     assert!(recorded(&env, "once").await.parked.is_some());
     assert!(saga::retry(&env.store, "once", "operator").await.unwrap());
@@ -310,7 +338,9 @@ async fn a_participant_moodle_refuses_fails_alone() {
         .create_user_directly("twin2", "twin@example.org", "Twin", "Two");
     let mut twin = person("twin", "student");
     twin.email = "twin@example.org".into();
-    let mut ps: Vec<_> = (0..20).map(|i| person(&format!("ok{i}"), "student")).collect();
+    let mut ps: Vec<_> = (0..20)
+        .map(|i| person(&format!("ok{i}"), "student"))
+        .collect();
     ps.insert(7, bad);
     ps.insert(13, clash);
     ps.push(twin);
@@ -328,7 +358,11 @@ async fn a_participant_moodle_refuses_fails_alone() {
         ("twin", "ambiguous_user"),
     ] {
         let p = &sync.participants[id];
-        assert_eq!(p.parked.as_ref().map(|(c, _)| c.as_str()), Some(code), "{id}");
+        assert_eq!(
+            p.parked.as_ref().map(|(c, _)| c.as_str()),
+            Some(code),
+            "{id}"
+        );
     }
     assert_eq!(plan_state(&env, "ev", &settings()).await, SyncState::Failed);
     let status = saga::status(&env.store).await.unwrap();
@@ -353,10 +387,14 @@ async fn disabled_integration_never_calls_moodle_but_follows_the_log() {
     let env = sqlite_env(Faults::default()).await;
     let w = env.worker(settings(), "w1");
     env.environment("plain", None).await;
-    env.deploy("ev", "plain", vec![person("a", "student")]).await;
+    env.deploy("ev", "plain", vec![person("a", "student")])
+        .await;
     idle(&w).await;
     assert!(env.sim.call_counts().is_empty());
-    assert_eq!(plan_state(&env, "ev", &settings()).await, SyncState::NotLinked);
+    assert_eq!(
+        plan_state(&env, "ev", &settings()).await,
+        SyncState::NotLinked
+    );
 }
 
 #[tokio::test]
@@ -364,7 +402,8 @@ async fn a_burst_of_adds_is_coalesced_into_batched_calls() {
     let env = sqlite_env(Faults::default()).await;
     let w = env.worker(settings(), "w1");
     env.environment("env1", Some(TEMPLATE)).await;
-    env.deploy("ev", "env1", vec![person("t", "instructor")]).await;
+    env.deploy("ev", "env1", vec![person("t", "instructor")])
+        .await;
     idle(&w).await;
     env.sim.reset_calls();
     for i in 0..40 {
@@ -372,9 +411,17 @@ async fn a_burst_of_adds_is_coalesced_into_batched_calls() {
     }
     idle(&w).await;
     let counts = env.sim.call_counts();
-    assert_eq!(counts.get("core_user_get_users_by_field"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("core_user_get_users_by_field"),
+        Some(&1),
+        "{counts:?}"
+    );
     assert_eq!(counts.get("core_user_create_users"), Some(&1), "{counts:?}");
-    assert_eq!(counts.get("enrol_manual_enrol_users"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("enrol_manual_enrol_users"),
+        Some(&1),
+        "{counts:?}"
+    );
     assert_eq!(counts.values().sum::<u64>(), 3, "{counts:?}");
 }
 
@@ -386,7 +433,12 @@ async fn rest_calls_to_deploy_n_participants() {
         let w = env.worker(settings(), "w1");
         env.environment("env1", Some(TEMPLATE)).await;
         let ps = (0..n)
-            .map(|i| person(&format!("u{i}"), if i == 0 { "instructor" } else { "student" }))
+            .map(|i| {
+                person(
+                    &format!("u{i}"),
+                    if i == 0 { "instructor" } else { "student" },
+                )
+            })
             .collect();
         env.deploy("ev", "env1", ps).await;
         let started = std::time::Instant::now();
@@ -395,7 +447,10 @@ async fn rest_calls_to_deploy_n_participants() {
         let counts = env.sim.call_counts();
         let total: u64 = counts.values().sum();
         assert_eq!(env.enrolments(env.course("ev").unwrap().id).len(), n);
-        report.push(format!("N={n}: {total} calls {counts:?} in {elapsed:?} (naive 3N+1 = {})", 3 * n + 1));
+        report.push(format!(
+            "N={n}: {total} calls {counts:?} in {elapsed:?} (naive 3N+1 = {})",
+            3 * n + 1
+        ));
         let bound = 3 + n.div_ceil(100) as u64 + n.div_ceil(500) as u64 + 1;
         assert!(total <= bound, "N={n}: {total} calls > {bound}: {counts:?}");
     }
@@ -432,11 +487,26 @@ async fn two_workers_on_postgres_never_double_apply() {
         env.deploy(&format!("e{i}"), "env1", ps).await;
     }
     let (a, b) = tokio::join!(idle(&w1), idle(&w2));
-    assert!(a.steps > 0 && b.steps > 0, "both workers worked: {a:?} {b:?}");
+    assert!(
+        a.steps > 0 && b.steps > 0,
+        "both workers worked: {a:?} {b:?}"
+    );
     let counts = env.sim.call_counts();
-    assert_eq!(counts.get("core_course_duplicate_course"), Some(&(n as u64)), "{counts:?}");
-    assert_eq!(counts.get("core_user_create_users"), Some(&(n as u64)), "{counts:?}");
-    assert_eq!(counts.get("enrol_manual_enrol_users"), Some(&(n as u64)), "{counts:?}");
+    assert_eq!(
+        counts.get("core_course_duplicate_course"),
+        Some(&(n as u64)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("core_user_create_users"),
+        Some(&(n as u64)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("enrol_manual_enrol_users"),
+        Some(&(n as u64)),
+        "{counts:?}"
+    );
     for i in 0..n {
         let course = env.course(&format!("e{i}")).unwrap();
         assert_eq!(env.enrolments(course.id).len(), 5);
@@ -459,8 +529,12 @@ async fn run_stops_gracefully_and_a_new_worker_resumes() {
     .await;
     env.environment("env1", Some(TEMPLATE)).await;
     for i in 0..6 {
-        env.deploy(&format!("g{i}"), "env1", vec![person(&format!("g{i}-a"), "student")])
-            .await;
+        env.deploy(
+            &format!("g{i}"),
+            "env1",
+            vec![person(&format!("g{i}-a"), "student")],
+        )
+        .await;
     }
     let w = env.worker(settings(), "runner");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -485,4 +559,96 @@ async fn run_stops_gracefully_and_a_new_worker_resumes() {
         env.sim.call_counts().get("core_course_duplicate_course"),
         Some(&6)
     );
+}
+
+/// Workers killed (their task aborted) at arbitrary points while Moodle is slow: a later worker
+/// takes the expired leases over and converges without duplicating anything.
+#[tokio::test]
+async fn workers_aborted_mid_flight_leave_no_duplicates() {
+    let env = sqlite_env(Faults {
+        latency_ms: 3,
+        duplicate_latency_ms: 15,
+        lose_response_rate: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    env.environment("env1", Some(TEMPLATE)).await;
+    for i in 0..6 {
+        let ps = (0..4)
+            .map(|j| person(&format!("k{i}-{j}"), "student"))
+            .collect();
+        env.deploy(&format!("k{i}"), "env1", ps).await;
+    }
+    let mut cfg = config("victim");
+    cfg.lease = Duration::from_millis(200);
+    for round in 0..6u64 {
+        let w = saga::Worker::new(env.store.clone(), Some(env.client.clone()), settings(), {
+            let mut c = cfg.clone();
+            c.worker_id = format!("victim-{round}");
+            c
+        });
+        let handle = tokio::spawn(w.run(std::future::pending()));
+        tokio::time::sleep(Duration::from_millis(7 + round * 11)).await;
+        handle.abort();
+        let _ = handle.await;
+        if round == 2 {
+            env.add("k0", person("k0-late", "instructor")).await;
+            env.remove("k1", "k1-0").await;
+        }
+    }
+    env.sim.update_faults(|f| f.lose_response_rate = 0.0);
+    let mut c = cfg.clone();
+    c.worker_id = "survivor".into();
+    let w = saga::Worker::new(env.store.clone(), Some(env.client.clone()), settings(), c);
+    idle(&w).await;
+    for i in 0..6 {
+        let course = env.course(&format!("k{i}")).expect("one course");
+        let e = env.enrolments(course.id);
+        let expected = match i {
+            0 => 5,
+            1 => 3,
+            _ => 4,
+        };
+        assert_eq!(e.len(), expected, "k{i}: {e:?}");
+    }
+    assert_eq!(
+        env.enrolments(env.course("k0").unwrap().id)["k0-late@example.org"],
+        (vec![3], false)
+    );
+    assert_eq!(env.users_by_email().values().max(), Some(&1));
+}
+
+/// 200 events × 20 participants against 20 ms per call and 400 ms per duplication
+/// (`cargo test -p openvle-saga --test saga_sim -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_200_events_of_20() {
+    let env = sqlite_env(Faults::default()).await;
+    env.environment("env1", Some(TEMPLATE)).await;
+    for i in 0..200 {
+        let ps = (0..20)
+            .map(|j| person(&format!("b{i}-{j}"), "student"))
+            .collect();
+        env.deploy(&format!("b{i}"), "env1", ps).await;
+    }
+    env.sim.update_faults(|f| {
+        f.latency_ms = 20;
+        f.duplicate_latency_ms = 400;
+    });
+    for concurrency in [16usize] {
+        let mut c = config("bench");
+        c.concurrency = concurrency;
+        let w = saga::Worker::new(env.store.clone(), Some(env.client.clone()), settings(), c);
+        let started = std::time::Instant::now();
+        idle(&w).await;
+        let elapsed = started.elapsed();
+        let calls: u64 = env.sim.call_counts().values().sum();
+        // Per event: 4 calls of 20 ms and a duplication of 20 + 400 ms, events in parallel.
+        let per_event = 4.0 * 0.020 + 0.420;
+        let bound = per_event * (200.0 / concurrency as f64).ceil();
+        println!(
+            "200 events x 20 participants, concurrency {concurrency}: {elapsed:?}, {calls} calls; \
+             lower bound {bound:.1}s"
+        );
+    }
 }

@@ -202,6 +202,12 @@ pub(crate) async fn read_checkpoint(
     }
 }
 
+/// The statements of a DDL script without comments (split on `;`), for running them one by one
+/// inside a transaction.
+pub(crate) fn statements(script: &str) -> impl Iterator<Item = &str> {
+    script.split(';').map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Creates the read-model tables and the checkpoint when the migrations did not (idempotent).
 pub async fn ensure_schema(store: &Store) -> Result<(), ViewsError> {
     const SQLITE_CHECKPOINT: &str = "CREATE TABLE IF NOT EXISTS views_checkpoint (name text PRIMARY KEY, \
@@ -219,7 +225,9 @@ pub async fn ensure_schema(store: &Store) -> Result<(), ViewsError> {
             sqlx::query("SELECT pg_advisory_xact_lock(8675309200)")
                 .execute(&mut *tx)
                 .await?;
-            sqlx::raw_sql(POSTGRES_MODELS).execute(&mut *tx).await?;
+            for stmt in statements(POSTGRES_MODELS) {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
             sqlx::query(PG_CHECKPOINT).execute(&mut *tx).await?;
             tx.commit().await?;
         }

@@ -18,6 +18,9 @@ pub enum ViewsError {
     /// A view could not be serialised or a stored view could not be read back.
     #[error("view JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Writing output (a story to stdout) failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
     /// Another replay holds the replay lock (heartbeat younger than the takeover delay).
     #[error("another replay is running (lock held by {holder}, last heartbeat {age_secs}s ago); wait for it or retry later")]
     ReplayRunning { holder: String, age_secs: i64 },

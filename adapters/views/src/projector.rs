@@ -135,6 +135,11 @@ impl Folder {
         }
     }
 
+    /// Forgets every cached fold (they are rebuilt from the log on demand).
+    pub(crate) fn clear(&mut self) {
+        self.cache.map.clear();
+    }
+
     /// Applies a page (positions ascending) and returns the rows to write.
     pub(crate) async fn fold_page(&mut self, page: &[StoredEvent]) -> Result<PageOutput, ViewsError> {
         let mut out = PageOutput::default();
@@ -366,6 +371,11 @@ pub struct Projector {
     settings_json: String,
     options: ProjectorOptions,
     folder: Folder,
+    /// The position through which the cached folds have seen every event (the end of the last
+    /// page folded). When the checkpoint is found beyond it (another writer advanced the
+    /// views), the cache may miss events and is dropped; when found before it (a replay's
+    /// swap moved it back), cached folds skip what they already hold.
+    folded_upto: i64,
 }
 
 impl Projector {
@@ -376,6 +386,7 @@ impl Projector {
             settings_json: serde_json::to_string(&settings).unwrap_or_default(),
             settings,
             options,
+            folded_upto: 0,
         }
     }
 
@@ -403,11 +414,7 @@ impl Projector {
             )
             .await?;
             // The replay's own catch-up used its own cache; start this one afresh.
-            self.folder = Folder::new(
-                self.store.clone(),
-                self.settings,
-                self.options.cache_capacity,
-            );
+            self.folder.clear();
             return Ok(report.events + report.caught_up);
         }
         self.follow().await
@@ -426,6 +433,10 @@ impl Projector {
                 return Ok(total);
             };
             let to = last.position;
+            if from > self.folded_upto {
+                self.folder.clear();
+            }
+            self.folded_upto = to;
             let out = self.folder.fold_page(&page).await?;
             if commit_page(&self.store, from, to, &self.settings_json, &out).await? {
                 total += page.len() as u64;

@@ -103,16 +103,20 @@ pub async fn snapshot(store: &Store) -> Result<ViewsSnapshot, ViewsError> {
 /// the projector or by `replay`).
 pub async fn clear(store: &Store) -> Result<(), ViewsError> {
     let sql = "DELETE FROM event_views; DELETE FROM moodle_courses; DELETE FROM audit_index; \
-               UPDATE views_checkpoint SET position = 0, settings = NULL WHERE name = 'views';";
+               UPDATE views_checkpoint SET position = 0, settings = NULL WHERE name = 'views'";
     match store.pool() {
         DbPool::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            for stmt in db::statements(sql) {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         }
         DbPool::Postgres(p) => {
             let mut tx = p.begin().await?;
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            for stmt in db::statements(sql) {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         }
     }
@@ -153,7 +157,9 @@ pub async fn event_story(
                 shown += 1;
             }
         }
-        after = after.max(indexed_upto);
+        // The log after the last indexed event of this stream: what the projector has not
+        // indexed yet (and, should a replay have swapped in a shorter index meanwhile, what
+        // it lacks), cheaply when there is nothing.
     }
     loop {
         let rows = store

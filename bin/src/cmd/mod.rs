@@ -1,6 +1,8 @@
 //! One module per family of subcommands.
 
+pub mod audit_show;
 pub mod demo;
 pub mod ops;
+pub mod replay;
 pub mod serve;
 pub mod sim;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use domain::environment::{Environment, EnvironmentCommand};
 use domain::event::{EventCommand, VleEvent};
 use domain::participant::ParticipantInput;
-use moodle::sim::{Faults, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
+use moodle::sim::{
+    Faults, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID,
+};
 use moodle::{ClientOptions, MoodleClient, Secret};
 use saga::{SagaConfig, SagaSettings, Worker};
 use store::{CommandMeta, Store};
@@ -87,7 +89,12 @@ pub fn config(worker_id: &str) -> SagaConfig {
 
 impl Env {
     pub fn worker(&self, settings: SagaSettings, id: &str) -> Worker {
-        Worker::new(self.store.clone(), Some(self.client.clone()), settings, config(id))
+        Worker::new(
+            self.store.clone(),
+            Some(self.client.clone()),
+            settings,
+            config(id),
+        )
     }
 
     pub async fn environment(&self, id: &str, template: Option<i64>) {
