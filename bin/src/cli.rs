@@ -24,9 +24,10 @@ pub struct Global {
     /// Event store: `sqlite://file.db` (default `sqlite://openvle-moodle.db`) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info,openvle=debug`.
-    #[arg(long, env = "OPENVLE_LOG", global = true, default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,saga=debug` (default `info`; `demo`
+    /// logs only errors unless this is set).
+    #[arg(long, env = "OPENVLE_LOG", global = true)]
+    pub log: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "OPENVLE_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -71,6 +72,8 @@ pub enum Command {
         /// The OpenVLE event id.
         event_id: String,
     },
+    /// Rebuild every read model from position 0 (no Moodle call), then swap it in.
+    Replay(crate::cmd::replay::ReplayArgs),
     /// Start the simulator and the engine on the embedded defaults and run one event through
     /// its whole life, then print its story.
     Demo(DemoArgs),
@@ -111,6 +114,8 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One OpenVLE event's whole story: domain and saga events interleaved, in order.
+    Show(crate::cmd::audit_show::AuditShowArgs),
     /// Stream the log as JSON lines.
     Export {
         /// Only positions after this one.

@@ -6,8 +6,9 @@ use anyhow::Context;
 use crate::cli::Global;
 
 /// Logs go to stderr so that commands printing data (export, status --json) stay pipeable.
-pub fn init_tracing(global: &Global) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+pub fn init_tracing(global: &Global, default_filter: &str) {
+    let wanted = global.log.as_deref().unwrap_or(default_filter);
+    let filter = tracing_subscriber::EnvFilter::try_new(wanted)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -44,9 +45,12 @@ pub fn moodle_settings(global: &Global) -> anyhow::Result<moodle::MoodleSettings
 /// Opens (and migrates) the event store.
 pub async fn open_store(global: &Global) -> anyhow::Result<store::Store> {
     let url = global.database_url();
-    store::Store::connect(&url)
-        .await
-        .with_context(|| format!("opening the event store (DATABASE_URL={})", redact_url(&url)))
+    store::Store::connect(&url).await.with_context(|| {
+        format!(
+            "opening the event store (DATABASE_URL={})",
+            redact_url(&url)
+        )
+    })
 }
 
 /// A database URL without its password, for messages.

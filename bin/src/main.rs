@@ -12,7 +12,11 @@ use cli::{AuditCommand, Cli, Command, MoodleCommand};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    config::init_tracing(&cli.global);
+    let default_log = match cli.command {
+        Command::Demo(_) => "error",
+        _ => "info",
+    };
+    config::init_tracing(&cli.global, default_log);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -28,11 +32,24 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => cmd::serve::run(global, args).await?,
         Command::Worker(args) => cmd::serve::run_worker(global, args).await?,
         Command::Migrate => cmd::ops::migrate(global).await?,
-        Command::Audit(AuditCommand::Verify { json }) => return cmd::ops::verify(global, json).await,
+        Command::Audit(AuditCommand::Verify { json }) => {
+            return cmd::ops::verify(global, json).await
+        }
+        Command::Audit(AuditCommand::Show(args)) => {
+            let store = config::open_store(global).await?;
+            cmd::audit_show::run(&store, &args).await?
+        }
+        Command::Replay(args) => {
+            let store = config::open_store(global).await?;
+            let settings = config::moodle_settings(global)?;
+            cmd::replay::run(&store, cmd::replay::view_settings(&settings), &args).await?
+        }
         Command::Audit(AuditCommand::Export { after, event }) => {
             cmd::ops::export(global, after, event).await?
         }
-        Command::Moodle(MoodleCommand::Check { json }) => return cmd::ops::moodle_check(global, json).await,
+        Command::Moodle(MoodleCommand::Check { json }) => {
+            return cmd::ops::moodle_check(global, json).await
+        }
         Command::MoodleSim(args) => cmd::sim::run(args).await?,
         Command::Status { json } => cmd::ops::status(global, json).await?,
         Command::Retry { event_id } => cmd::ops::retry(global, &event_id).await?,

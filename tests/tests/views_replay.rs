@@ -208,7 +208,12 @@ where
     )
     .await;
     step().await;
-    record(store, "ev-b", vec![course("ev-b", 18), enrolled("s2", 42, 5)]).await;
+    record(
+        store,
+        "ev-b",
+        vec![course("ev-b", 18), enrolled("s2", 42, 5)],
+    )
+    .await;
     step().await;
     record(
         store,
@@ -285,7 +290,9 @@ async fn folded_view(store: &Store, id: &str) -> Option<EventView> {
     for e in store.read_event_history(id).await.expect("history") {
         match e.aggregate_type.as_str() {
             "event" => fold.apply_event(e.decode::<VleEvent>().expect("decode")),
-            "moodle_sync" => fold.apply_sync(e.decode::<MoodleSync>().expect("decode"), e.recorded_at),
+            "moodle_sync" => {
+                fold.apply_sync(e.decode::<MoodleSync>().expect("decode"), e.recorded_at)
+            }
             _ => {}
         }
     }
@@ -293,7 +300,9 @@ async fn folded_view(store: &Store, id: &str) -> Option<EventView> {
 }
 
 async fn live_views_equal_replayed_views(backend: Backend) {
-    let Some(db) = open(backend).await else { return };
+    let Some(db) = open(backend).await else {
+        return;
+    };
     let store = &db.store;
     // A tiny page and cache: the live build pages, evicts and refolds from the log.
     let projector = std::sync::Arc::new(tokio::sync::Mutex::new(Projector::new(
@@ -315,7 +324,11 @@ async fn live_views_equal_replayed_views(backend: Backend) {
     let head = store.head().await.expect("head");
     let live = views::read::snapshot(store).await.expect("snapshot");
     assert_eq!(live.checkpoint, head);
-    assert_eq!(live.event_views.len(), 3, "ev-a, ev-b, ev-c (not the ghost)");
+    assert_eq!(
+        live.event_views.len(),
+        3,
+        "ev-a, ev-b, ev-c (not the ghost)"
+    );
     assert_eq!(live.moodle_courses.len(), 3);
     let history_rows: usize = {
         let mut n = 0;
@@ -388,28 +401,41 @@ async fn live_views_equal_replayed_views(backend: Backend) {
     );
     assert_eq!(views::read::snapshot(store).await.expect("snapshot"), live);
     // Nothing more to do.
-    assert_eq!(views::catch_up(store, &settings()).await.expect("catch up"), 0);
+    assert_eq!(
+        views::catch_up(store, &settings()).await.expect("catch up"),
+        0
+    );
     store.close().await;
 }
 
 async fn changed_settings_rebuild_the_views(backend: Backend) {
-    let Some(db) = open(backend).await else { return };
+    let Some(db) = open(backend).await else {
+        return;
+    };
     let store = &db.store;
     write_history(store, || async {}).await;
     views::catch_up(store, &ViewSettings::disabled())
         .await
         .expect("catch up");
-    let v = views::read::event_view(store, "ev-a").await.unwrap().unwrap();
+    let v = views::read::event_view(store, "ev-a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.moodle.state, projections::view::MoodleState::Disabled);
     // The same views under other settings are rebuilt, not patched.
     views::catch_up(store, &settings()).await.expect("catch up");
-    let v = views::read::event_view(store, "ev-a").await.unwrap().unwrap();
+    let v = views::read::event_view(store, "ev-a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(Some(v), folded_view(store, "ev-a").await);
     store.close().await;
 }
 
 async fn replay_while_serving(backend: Backend) {
-    let Some(db) = open(backend).await else { return };
+    let Some(db) = open(backend).await else {
+        return;
+    };
     let store = db.store.clone();
     write_history(&store, || async {}).await;
     // A live projector follows the log while events keep arriving and a replay runs.
@@ -477,7 +503,10 @@ async fn replay_while_serving(backend: Backend) {
     views::replay(&store, &settings(), &ReplayOptions::default(), |_| {})
         .await
         .expect("final replay");
-    assert_eq!(views::read::snapshot(&store).await.expect("snapshot"), served);
+    assert_eq!(
+        views::read::snapshot(&store).await.expect("snapshot"),
+        served
+    );
     for i in 0..5 {
         let id = format!("ev-live-{i}");
         assert_eq!(
@@ -489,7 +518,9 @@ async fn replay_while_serving(backend: Backend) {
 }
 
 async fn story_interleaves_both_streams(backend: Backend) {
-    let Some(db) = open(backend).await else { return };
+    let Some(db) = open(backend).await else {
+        return;
+    };
     let store = &db.store;
     write_history(store, || async {}).await;
     // Not indexed yet (from the log), fully indexed (from the index), and indexed plus a tail
@@ -500,7 +531,12 @@ async fn story_interleaves_both_streams(backend: Backend) {
             p.catch_up().await.expect("catch up");
         }
         if round == 2 {
-            record(store, "ev-a", vec![MoodleSyncEvent::Resumed { by: "late".into() }]).await;
+            record(
+                store,
+                "ev-a",
+                vec![MoodleSyncEvent::Resumed { by: "late".into() }],
+            )
+            .await;
         }
         let history = store.read_event_history("ev-a").await.expect("history");
         let mut got = Vec::new();
@@ -515,10 +551,26 @@ async fn story_interleaves_both_streams(backend: Backend) {
     }
     let history = store.read_event_history("ev-a").await.expect("history");
     let lines: Vec<String> = history.iter().map(views::story::line).collect();
-    assert!(lines.iter().any(|l| l.contains("participant p2 (student, p2@x.org) added")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("course 17 duplicated from template 2 (shortname ovle-ev-a")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("enrolled p2 as role 5")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("resumed by op")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("participant p2 (student, p2@x.org) added")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("course 17 duplicated from template 2 (shortname ovle-ev-a")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("enrolled p2 as role 5")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("resumed by op")),
+        "{lines:#?}"
+    );
 
     let filter = StoryFilter::parse(Some("Enrolled"), None, None).expect("filter");
     let mut types = Vec::new();
@@ -531,7 +583,9 @@ async fn story_interleaves_both_streams(backend: Backend) {
     assert_eq!(types, vec!["Enrolled"; 3]);
     let later = StoryFilter::parse(None, Some("2999-01-01T00:00:00Z"), None).expect("filter");
     assert_eq!(
-        views::event_story(store, "ev-a", &later, |_| Ok(())).await.expect("story"),
+        views::event_story(store, "ev-a", &later, |_| Ok(()))
+            .await
+            .expect("story"),
         0
     );
     // Only the OpenVLE event's streams: an environment with the same id would not show.
@@ -548,7 +602,50 @@ async fn story_interleaves_both_streams(backend: Backend) {
     store.close().await;
 }
 
+async fn two_projectors_stay_exactly_once(backend: Backend) {
+    let Some(db) = open(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let opts = || ProjectorOptions {
+        page_size: 2,
+        cache_capacity: 100,
+        ..ProjectorOptions::default()
+    };
+    // Two processes' projectors take turns: each must notice the other advanced the views
+    // (its cached folds missed those events) and never apply an event twice.
+    let a = std::sync::Arc::new(tokio::sync::Mutex::new(Projector::new(
+        store,
+        settings(),
+        opts(),
+    )));
+    let b = std::sync::Arc::new(tokio::sync::Mutex::new(Projector::new(
+        store,
+        settings(),
+        opts(),
+    )));
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    write_history(store, || {
+        let (a, b, turn) = (a.clone(), b.clone(), turn.clone());
+        async move {
+            let n = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = if (n / 3) % 2 == 0 { a } else { b };
+            p.lock().await.catch_up().await.expect("catch up");
+        }
+    })
+    .await;
+    a.lock().await.catch_up().await.expect("catch up");
+    let live = views::read::snapshot(store).await.expect("snapshot");
+    views::read::clear(store).await.expect("clear");
+    views::replay(store, &settings(), &ReplayOptions::default(), |_| {})
+        .await
+        .expect("replay");
+    assert_eq!(views::read::snapshot(store).await.expect("snapshot"), live);
+    store.close().await;
+}
+
 both_backends!(
+    two_projectors_stay_exactly_once,
     live_views_equal_replayed_views,
     changed_settings_rebuild_the_views,
     replay_while_serving,

@@ -210,9 +210,11 @@ pub(crate) fn statements(script: &str) -> impl Iterator<Item = &str> {
 
 /// Creates the read-model tables and the checkpoint when the migrations did not (idempotent).
 pub async fn ensure_schema(store: &Store) -> Result<(), ViewsError> {
-    const SQLITE_CHECKPOINT: &str = "CREATE TABLE IF NOT EXISTS views_checkpoint (name text PRIMARY KEY, \
+    const SQLITE_CHECKPOINT: &str =
+        "CREATE TABLE IF NOT EXISTS views_checkpoint (name text PRIMARY KEY, \
         position integer NOT NULL, settings text, updated_at_ms integer NOT NULL) STRICT";
-    const PG_CHECKPOINT: &str = "CREATE TABLE IF NOT EXISTS views_checkpoint (name text PRIMARY KEY, \
+    const PG_CHECKPOINT: &str =
+        "CREATE TABLE IF NOT EXISTS views_checkpoint (name text PRIMARY KEY, \
         position bigint NOT NULL, settings text, updated_at_ms bigint NOT NULL)";
     match store.pool() {
         DbPool::Sqlite(p) => {
@@ -431,8 +433,14 @@ mod tests {
     fn migrations_hold_the_same_models() {
         let sqlite = include_str!("../../store/migrations/sqlite/0200_views.sql");
         let pg = include_str!("../../store/migrations/postgres/0200_views.sql");
-        assert!(sqlite.contains(SQLITE_MODELS), "sqlite 0200 drifted from sql/sqlite_models.sql");
-        assert!(pg.contains(POSTGRES_MODELS), "postgres 0200 drifted from sql/postgres_models.sql");
+        assert!(
+            sqlite.contains(SQLITE_MODELS),
+            "sqlite 0200 drifted from sql/sqlite_models.sql"
+        );
+        assert!(
+            pg.contains(POSTGRES_MODELS),
+            "postgres 0200 drifted from sql/postgres_models.sql"
+        );
     }
 
     #[test]

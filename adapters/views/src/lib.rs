@@ -59,9 +59,21 @@ mod send_checks {
         assert_send(crate::read::moodle_course(&store, "x"));
         assert_send(crate::read::event_view(&store, "x"));
         assert_send(crate::catch_up(&store, &settings));
-        assert_send(crate::replay(&store, &settings, &crate::ReplayOptions::default(), |_| {}));
-        assert_send(crate::run_projector(store.clone(), settings, Default::default(), async {}));
+        assert_send(crate::replay(
+            &store,
+            &settings,
+            &crate::ReplayOptions::default(),
+            |_| {},
+        ));
+        assert_send(crate::run_projector(
+            store.clone(),
+            settings,
+            Default::default(),
+            async {},
+        ));
         assert_send(crate::bench_replay(&store, 1));
-        assert_send(crate::event_story(&store, "x", &Default::default(), |_| Ok(())));
+        assert_send(crate::event_story(&store, "x", &Default::default(), |_| {
+            Ok(())
+        }));
     }
 }

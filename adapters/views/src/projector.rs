@@ -141,7 +141,10 @@ impl Folder {
     }
 
     /// Applies a page (positions ascending) and returns the rows to write.
-    pub(crate) async fn fold_page(&mut self, page: &[StoredEvent]) -> Result<PageOutput, ViewsError> {
+    pub(crate) async fn fold_page(
+        &mut self,
+        page: &[StoredEvent],
+    ) -> Result<PageOutput, ViewsError> {
         let mut out = PageOutput::default();
         let mut touched: Vec<String> = Vec::new();
         for e in page {
@@ -441,7 +444,10 @@ impl Projector {
             if commit_page(&self.store, from, to, &self.settings_json, &out).await? {
                 total += page.len() as u64;
             } else {
-                tracing::debug!(from, "views checkpoint moved under the projector; re-reading");
+                tracing::debug!(
+                    from,
+                    "views checkpoint moved under the projector; re-reading"
+                );
             }
         }
     }

@@ -93,7 +93,10 @@ pub async fn snapshot(store: &Store) -> Result<ViewsSnapshot, ViewsError> {
     });
     Ok(ViewsSnapshot {
         checkpoint,
-        event_views: views.into_iter().map(|(id, Json(v), p)| (id, v, p)).collect(),
+        event_views: views
+            .into_iter()
+            .map(|(id, Json(v), p)| (id, v, p))
+            .collect(),
         moodle_courses,
         audit_index,
     })

@@ -76,7 +76,11 @@ pub struct ReplayReport {
 
 fn holder() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Rebuilds the event views, the Moodle-side view and the audit index from position 0 and

@@ -410,7 +410,12 @@ mod tests {
             },
         );
         let s = sentence(&e);
-        assert!(s.starts_with("step create_users failed for p3: invalidparameter (attempt 1, permanent): x"), "{s}");
+        assert!(
+            s.starts_with(
+                "step create_users failed for p3: invalidparameter (attempt 1, permanent): x"
+            ),
+            "{s}"
+        );
         assert!(s.chars().count() < 160, "{s}");
     }
 
@@ -421,7 +426,12 @@ mod tests {
             line(&e),
             "      12  2024-05-01T10:00:00.250Z  event        Ended               event ended"
         );
-        let mut bad = stored(13, "moodle_sync", "Enrolled", &serde_json::json!({"nope": 1}));
+        let mut bad = stored(
+            13,
+            "moodle_sync",
+            "Enrolled",
+            &serde_json::json!({"nope": 1}),
+        );
         bad.event_type = "Enrolled".into();
         assert!(sentence(&bad).starts_with("(cannot decode this Enrolled:"));
     }
@@ -433,7 +443,12 @@ mod tests {
         assert!(f.matches(&e));
         let f = StoryFilter::parse(Some("moodle_sync"), None, None).unwrap();
         assert!(!f.matches(&e));
-        let f = StoryFilter::parse(None, Some("2024-05-01T10:00:00Z"), Some("2024-05-01T10:00:01+00:00")).unwrap();
+        let f = StoryFilter::parse(
+            None,
+            Some("2024-05-01T10:00:00Z"),
+            Some("2024-05-01T10:00:01+00:00"),
+        )
+        .unwrap();
         assert!(f.matches(&e));
         let f = StoryFilter::parse(None, Some("2024-05-01T11:00:00Z"), None).unwrap();
         assert!(!f.matches(&e));

@@ -33,16 +33,14 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     sim.create_user_directly("grace", "Grace.Hopper@Example.org", "Grace", "Hopper");
 
     // 2. The engine, configured as an operator would (see README: Configuration).
-    let settings = moodle::MoodleSettings::from_lookup(|name| {
-        match name {
-            "MOODLE_ENABLED" => Some("true".to_string()),
-            "MOODLE_URL" => Some(sim.url()),
-            "MOODLE_TOKEN" => Some(TOKEN.to_string()),
-            "MOODLE_COURSE_CATEGORY_ID" => Some(moodle::sim::EVENTS_CATEGORY_ID.to_string()),
-            "MOODLE_DELETE_COURSE_ON_EVENT_DELETE" => Some("true".to_string()),
-            "MOODLE_ALLOW_INSECURE_HTTP" => Some("true".to_string()),
-            _ => None,
-        }
+    let settings = moodle::MoodleSettings::from_lookup(|name| match name {
+        "MOODLE_ENABLED" => Some("true".to_string()),
+        "MOODLE_URL" => Some(sim.url()),
+        "MOODLE_TOKEN" => Some(TOKEN.to_string()),
+        "MOODLE_COURSE_CATEGORY_ID" => Some(moodle::sim::EVENTS_CATEGORY_ID.to_string()),
+        "MOODLE_DELETE_COURSE_ON_EVENT_DELETE" => Some("true".to_string()),
+        "MOODLE_ALLOW_INSECURE_HTTP" => Some("true".to_string()),
+        _ => None,
     })?;
     let store = store::Store::connect(&database_url)
         .await
@@ -86,10 +84,23 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     let _ = server.await;
     let _ = worker.await;
     sim.shutdown().await;
-    result?;
+    let event_id = result?;
+    println!();
+    println!("The event's story (openvle-moodle audit show --event {event_id}):");
+    crate::cmd::audit_show::run(
+        &store,
+        &crate::cmd::audit_show::AuditShowArgs {
+            event: event_id.clone(),
+            event_type: None,
+            from: None,
+            to: None,
+            json: false,
+        },
+    )
+    .await?;
     println!();
     println!("Where to look next:");
-    println!("  openvle-moodle --database-url {database_url} audit show --event <id>");
+    println!("  openvle-moodle --database-url {database_url} audit show --event {event_id}");
     println!("  openvle-moodle --database-url {database_url} audit verify");
     println!("  openvle-moodle --database-url {database_url} status");
     println!("  openvle-moodle serve    (then GET /api/v1/events/<id>, /api/v1/audit, /metrics)");
@@ -102,23 +113,32 @@ async fn play(
     base: &str,
     sim: &moodle::sim::SimHandle,
     participants: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let env_id = "env-networking-lab";
     send(
         http.put(format!("{base}/api/v1/environments/{env_id}")),
         json!({"name": "Networking lab", "moodle_template_course_id": moodle::sim::TEMPLATE_COURSE_ID}),
     )
     .await?;
-    println!("1. environment {env_id} linked to Moodle template course {}", moodle::sim::TEMPLATE_COURSE_ID);
+    println!(
+        "1. environment {env_id} linked to Moodle template course {}",
+        moodle::sim::TEMPLATE_COURSE_ID
+    );
 
     let event_id = uuid::Uuid::new_v4().to_string();
-    let mut people = vec![json!({"id": "t-ada", "email": "ada@example.org", "first_name": "Ada",
-        "last_name": "Lovelace", "role": "instructor"})];
-    people.push(json!({"id": "s-grace", "email": "grace.hopper@example.org", "first_name": "Grace",
-        "last_name": "Hopper", "role": "student"}));
+    let mut people = vec![
+        json!({"id": "t-ada", "email": "ada@example.org", "first_name": "Ada",
+        "last_name": "Lovelace", "role": "instructor"}),
+    ];
+    people.push(
+        json!({"id": "s-grace", "email": "grace.hopper@example.org", "first_name": "Grace",
+        "last_name": "Hopper", "role": "student"}),
+    );
     for i in 2..participants {
-        people.push(json!({"id": format!("s-{i}"), "email": format!("student{i}@example.org"),
-            "first_name": "Student", "last_name": format!("Number {i}"), "role": "student"}));
+        people.push(
+            json!({"id": format!("s-{i}"), "email": format!("student{i}@example.org"),
+            "first_name": "Student", "last_name": format!("Number {i}"), "role": "student"}),
+        );
     }
     sim.reset_calls();
     send(
@@ -143,11 +163,19 @@ async fn play(
     wait_in_sync(http, base, &event_id).await?;
     println!("3. participant s-late added and enrolled");
 
-    send(http.delete(format!("{base}/api/v1/events/{event_id}/participants/s-2")), Value::Null).await?;
+    send(
+        http.delete(format!("{base}/api/v1/events/{event_id}/participants/s-2")),
+        Value::Null,
+    )
+    .await?;
     wait_in_sync(http, base, &event_id).await?;
     println!("4. participant s-2 removed and unenrolled");
 
-    send(http.post(format!("{base}/api/v1/events/{event_id}/end")), Value::Null).await?;
+    send(
+        http.post(format!("{base}/api/v1/events/{event_id}/end")),
+        Value::Null,
+    )
+    .await?;
     let view = wait_in_sync(http, base, &event_id).await?;
     let course_id = view["moodle"]["course_id"].as_i64().unwrap_or_default();
     let moodle_state = sim.snapshot();
@@ -159,50 +187,29 @@ async fn play(
     let visible = moodle_state.courses.get(&course_id).map(|c| c.visible);
     println!("5. event ended: students unenrolled, {enrolled} instructor(s) kept, course visible = {visible:?}");
 
-    send(http.delete(format!("{base}/api/v1/events/{event_id}")), Value::Null).await?;
+    send(
+        http.delete(format!("{base}/api/v1/events/{event_id}")),
+        Value::Null,
+    )
+    .await?;
     wait_in_sync(http, base, &event_id).await?;
     let exists = sim.snapshot().courses.contains_key(&course_id);
-    println!("6. event deleted: Moodle course {course_id} deleted = {}", !exists);
+    println!(
+        "6. event deleted: Moodle course {course_id} deleted = {}",
+        !exists
+    );
 
-    println!();
-    println!("The event's story (GET /api/v1/events/{event_id}/history):");
-    let history = get(http, &format!("{base}/api/v1/events/{event_id}/history")).await?;
-    let items = history
-        .as_array()
-        .or_else(|| history["items"].as_array())
-        .cloned()
-        .unwrap_or_default();
-    for item in &items {
-        println!(
-            "  #{:<4} {:<12} {:<20} {}",
-            item["position"],
-            item["stream"].as_str().unwrap_or(""),
-            item["type"].as_str().unwrap_or(""),
-            summary(&item["payload"])
-        );
-    }
     let verify = get(http, &format!("{base}/api/v1/audit/verify")).await?;
     println!();
-    println!("Audit chain: {}", if verify["ok"] == json!(true) { "intact" } else { "BROKEN" });
-    Ok(())
-}
-
-/// One short line of a payload: its scalar fields.
-fn summary(payload: &Value) -> String {
-    let inner = payload
-        .as_object()
-        .and_then(|o| o.values().next())
-        .unwrap_or(payload);
-    match inner.as_object() {
-        Some(fields) => fields
-            .iter()
-            .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
-            .filter(|(k, _)| k.as_str() != "caused_by")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        None => String::new(),
-    }
+    println!(
+        "Audit chain: {}",
+        if verify["ok"] == json!(true) {
+            "intact"
+        } else {
+            "BROKEN"
+        }
+    );
+    Ok(event_id)
 }
 
 async fn send(req: reqwest::RequestBuilder, body: Value) -> anyhow::Result<Value> {
@@ -231,7 +238,10 @@ async fn wait_in_sync(http: &reqwest::Client, base: &str, event_id: &str) -> any
             _ => {}
         }
         if started.elapsed() > Duration::from_secs(60) {
-            bail!("Moodle did not get in sync within a minute: {}", view["moodle"]);
+            bail!(
+                "Moodle did not get in sync within a minute: {}",
+                view["moodle"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,7 +1,7 @@
 //! Operator commands that open the store, do one thing and exit.
 
-use tokio::io::AsyncWriteExt;
 use std::process::ExitCode;
+use tokio::io::AsyncWriteExt;
 
 use anyhow::Context;
 
@@ -18,7 +18,10 @@ pub async fn migrate(global: &Global) -> anyhow::Result<()> {
 /// Exit code 0 when the chain holds, 2 when it breaks (1 is for errors).
 pub async fn verify(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(global).await?;
-    store.seal().await.context("sealing the log before verifying")?;
+    store
+        .seal()
+        .await
+        .context("sealing the log before verifying")?;
     let report = store.verify().await.context("verifying the audit chain")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -75,7 +78,9 @@ pub async fn moodle_check(global: &Global, json: bool) -> anyhow::Result<ExitCod
 
 pub async fn status(global: &Global, json: bool) -> anyhow::Result<()> {
     let store = open_store(global).await?;
-    let status = saga::status(&store).await.context("reading the saga's status")?;
+    let status = saga::status(&store)
+        .await
+        .context("reading the saga's status")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

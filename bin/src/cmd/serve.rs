@@ -35,7 +35,11 @@ pub async fn shutdown_signal() {
 struct Retry(store::Store);
 
 impl api::SagaControl for Retry {
-    fn retry<'a>(&'a self, event_id: &'a str, by: &'a str) -> api::BoxFuture<'a, Result<bool, String>> {
+    fn retry<'a>(
+        &'a self,
+        event_id: &'a str,
+        by: &'a str,
+    ) -> api::BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             saga::retry(&self.0, event_id, by)
                 .await
@@ -71,8 +75,16 @@ pub fn build_worker(
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let settings = moodle_settings(global)?;
     let config = api::ApiConfig {
-        writer_token: args.api_token.clone().filter(|t| !t.is_empty()).map(api::Token::new),
-        audit_token: args.audit_token.clone().filter(|t| !t.is_empty()).map(api::Token::new),
+        writer_token: args
+            .api_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(api::Token::new),
+        audit_token: args
+            .audit_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(api::Token::new),
         moodle: settings.clone(),
         ..Default::default()
     };
@@ -84,7 +96,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("{notice}");
     tracing::info!(
         store = store.backend().as_str(),
-        moodle = if settings.enabled { "enabled" } else { "disabled" },
+        moodle = if settings.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
         "openvle-moodle listening on http://{}",
         args.listen
     );
@@ -106,18 +122,35 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }))
     };
     let mut rx = stop_rx.clone();
-    let server = api::serve(listener, state, async move {
+    let projector = tokio::spawn(views::run_projector(
+        store.clone(),
+        crate::cmd::replay::view_settings(&settings),
+        views::ProjectorOptions::default(),
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    let mut rx = stop_rx.clone();
+    let mut server = tokio::spawn(api::serve(listener, state, async move {
         let _ = rx.wait_for(|stop| *stop).await;
-    });
-    let signal = async {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    }));
+    // Stop on a signal, or at once if the server itself fails.
+    let early = tokio::select! {
+        () = shutdown_signal() => None,
+        res = &mut server => Some(res),
     };
-    let (served, ()) = tokio::join!(server, signal);
-    served.context("HTTP server")?;
+    let _ = stop_tx.send(true);
+    let served = match early {
+        Some(res) => res,
+        None => server.await,
+    };
+    let _ = projector.await;
     if let Some(task) = worker_task {
-        task.await.context("worker task")?.context("Moodle worker")?;
+        task.await
+            .context("worker task")?
+            .context("Moodle worker")?;
     }
+    served.context("HTTP server task")?.context("HTTP server")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -128,10 +161,17 @@ pub async fn run_worker(global: &Global, args: WorkerArgs) -> anyhow::Result<()>
     let worker = build_worker(&store, &settings, &args)?;
     tracing::info!(
         store = store.backend().as_str(),
-        moodle = if settings.enabled { "enabled" } else { "disabled" },
+        moodle = if settings.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
         "Moodle worker started"
     );
-    worker.run(shutdown_signal()).await.context("Moodle worker")?;
+    worker
+        .run(shutdown_signal())
+        .await
+        .context("Moodle worker")?;
     tracing::info!("worker stopped cleanly");
     Ok(())
 }
