@@ -34,6 +34,59 @@ pub enum EnrolmentState {
     Unenrolled,
 }
 
+/// What kind of difference a reconcile saw between the log and Moodle (the `kind` label of the
+/// `openvle_moodle_drift` gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// The course the log implies is not in Moodle (deleted by hand, Moodle replaced).
+    CourseMissing,
+    /// A course that should not exist does (an event deleted with course deletion on).
+    CourseExists,
+    /// The course is shown where it should be hidden, or the other way round.
+    CourseVisibility,
+    /// A participant's linked Moodle account is gone.
+    Account,
+    /// Enrolled, suspended or not enrolled differently from the log.
+    Enrolment,
+    /// Enrolled without the role the log gives.
+    Role,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 6] = [
+        DriftKind::CourseMissing,
+        DriftKind::CourseExists,
+        DriftKind::CourseVisibility,
+        DriftKind::Account,
+        DriftKind::Enrolment,
+        DriftKind::Role,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::CourseMissing => "course_missing",
+            DriftKind::CourseExists => "course_exists",
+            DriftKind::CourseVisibility => "course_visibility",
+            DriftKind::Account => "account",
+            DriftKind::Enrolment => "enrolment",
+            DriftKind::Role => "role",
+        }
+    }
+}
+
+/// One difference between the Moodle state the log implies and the state Moodle holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftNote {
+    pub kind: DriftKind,
+    /// What differs, for a person (`course`, `enrolment of s1`, …).
+    pub what: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_id: Option<String>,
+    pub expected: String,
+    pub actual: String,
+}
+
 /// What the saga records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MoodleSyncEvent {
@@ -121,7 +174,24 @@ pub enum MoodleSyncEvent {
         caused_by: Uuid,
     },
     /// An operator resumed a parked saga (parked participants are retried too).
-    Resumed { by: String },
+    Resumed {
+        by: String,
+    },
+    /// A reconcile compared Moodle with the log: `drift` is every difference it saw (empty: none
+    /// any more). It replaces the previous observation. `applied` tells whether the reconcile
+    /// also recorded the corrections (facts about what Moodle really holds, recorded right after
+    /// this, from which the saga converges); otherwise the drift is only reported.
+    DriftObserved {
+        drift: Vec<DriftNote>,
+        applied: bool,
+        by: String,
+    },
+    /// The course was looked up by its shortname and is not in Moodle (e.g. an event deleted
+    /// after a creation whose outcome was never known): nothing to delete.
+    CourseAbsent {
+        shortname: String,
+        caused_by: Uuid,
+    },
 }
 
 impl DomainEvent for MoodleSyncEvent {
@@ -141,6 +211,8 @@ impl DomainEvent for MoodleSyncEvent {
             MoodleSyncEvent::ParticipantParked { .. } => "ParticipantParked",
             MoodleSyncEvent::Parked { .. } => "Parked",
             MoodleSyncEvent::Resumed { .. } => "Resumed",
+            MoodleSyncEvent::DriftObserved { .. } => "DriftObserved",
+            MoodleSyncEvent::CourseAbsent { .. } => "CourseAbsent",
         }
         .to_string()
     }
@@ -185,6 +257,9 @@ pub struct MoodleSync {
     pub last_failure: Option<LastFailure>,
     /// Failed attempts since the last success of that step (drives backoff).
     pub attempts: u32,
+    /// The differences the last reconcile saw between the log and Moodle (empty: none).
+    #[serde(default)]
+    pub drift: Vec<DriftNote>,
 }
 
 /// What the saga asks of its record.
@@ -249,8 +324,8 @@ impl Aggregate for MoodleSync {
                 }
             }
             MoodleSyncCommand::Resume { by } => {
-                let anything_parked = self.parked.is_some()
-                    || self.participants.values().any(|p| p.parked.is_some());
+                let anything_parked =
+                    self.parked.is_some() || self.participants.values().any(|p| p.parked.is_some());
                 if anything_parked {
                     sink.write(MoodleSyncEvent::Resumed { by }, self).await;
                 }
@@ -374,6 +449,16 @@ impl Aggregate for MoodleSync {
                     p.parked = None;
                 }
             }
+            MoodleSyncEvent::DriftObserved { drift, .. } => {
+                self.drift = drift;
+            }
+            MoodleSyncEvent::CourseAbsent { .. } => {
+                self.course_id = None;
+                self.shortname = None;
+                self.course_visible = None;
+                self.course_deleted = true;
+                self.succeeded();
+            }
         }
     }
 }
@@ -435,10 +520,12 @@ mod tests {
     async fn hiding_another_course_is_refused() {
         Saga::with(())
             .given(vec![dup(10)])
-            .when_async(MoodleSyncCommand::Record(vec![MoodleSyncEvent::CourseHidden {
-                course_id: 99,
-                caused_by: Uuid::nil(),
-            }]))
+            .when_async(MoodleSyncCommand::Record(vec![
+                MoodleSyncEvent::CourseHidden {
+                    course_id: 99,
+                    caused_by: Uuid::nil(),
+                },
+            ]))
             .await
             .then_expect_error_message(
                 "saga record refused: course 99 is not this event's recorded course",

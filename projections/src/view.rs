@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use domain::environment::{Environment, EnvironmentEvent};
 use domain::event::{EventEvent, Status, VleEvent};
-use domain::moodle_sync::{EnrolmentState, MoodleSync, MoodleSyncEvent, RecordedParticipant};
+use domain::moodle_sync::{
+    DriftNote, EnrolmentState, MoodleSync, MoodleSyncEvent, RecordedParticipant,
+};
 use domain::participant::{Participant, Role};
 
 /// What the view needs to know of the Moodle settings.
@@ -94,6 +96,9 @@ pub struct MoodleView {
     pub enrolments: Vec<EnrolmentView>,
     pub pending_steps: u64,
     pub last_error: Option<ErrorView>,
+    /// What the last reconcile saw differ between the log and Moodle (absent when nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftNote>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,7 +198,9 @@ impl EventFold {
                 at,
             })),
             MoodleSyncEvent::Resumed { .. } => Some(None),
-            MoodleSyncEvent::CourseLost { .. } | MoodleSyncEvent::UserLinkLost { .. } => None,
+            MoodleSyncEvent::CourseLost { .. }
+            | MoodleSyncEvent::UserLinkLost { .. }
+            | MoodleSyncEvent::DriftObserved { .. } => None,
             // A success: the last failure is over unless something is still parked.
             _ => Some(None),
         };
@@ -345,6 +352,7 @@ impl EventFold {
             enrolments,
             pending_steps: if active { pending_steps } else { 0 },
             last_error: self.last_error.clone(),
+            drift: sync.drift.clone(),
         }
     }
 }

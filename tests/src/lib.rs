@@ -334,3 +334,6 @@ pub fn deploy_body(id: &str, environment_id: &str, n: usize) -> Value {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
+
+pub mod binary;
+pub mod lifecycle;

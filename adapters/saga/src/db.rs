@@ -540,3 +540,149 @@ macro_rules! row_like {
 }
 row_like!(sqlx::sqlite::SqliteRow);
 row_like!(sqlx::postgres::PgRow);
+
+/// The marker the reader leaves when it moves its checkpoint while the integration is disabled
+/// (the position it reached): a worker started later with the integration enabled queues every
+/// OpenVLE event of the log up to there, then removes the marker.
+pub const DISABLED_MARKER: &str = "moodle_saga_disabled_until";
+
+const MARK_DISABLED: &str = "INSERT INTO saga_checkpoints (name, position, updated_at_ms) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+     updated_at_ms = excluded.updated_at_ms";
+
+/// Records that the reader consumed the log up to `to` with the integration disabled.
+pub async fn mark_disabled(store: &Store, to: i64) -> Result<(), SagaError> {
+    let now = now_ms();
+    with_pool!(store.pool(), |p| {
+        sqlx::query(MARK_DISABLED)
+            .bind(DISABLED_MARKER)
+            .bind(to)
+            .bind(now)
+            .execute(p)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The position the reader reached while disabled, if it ever did (and no backfill ran since).
+pub async fn disabled_marker(store: &Store) -> Result<Option<i64>, SagaError> {
+    Ok(with_pool!(store.pool(), |p| {
+        sqlx::query_scalar("SELECT position FROM saga_checkpoints WHERE name = $1")
+            .bind(DISABLED_MARKER)
+            .fetch_optional(p)
+            .await?
+    }))
+}
+
+pub async fn clear_disabled_marker(store: &Store) -> Result<(), SagaError> {
+    with_pool!(store.pool(), |p| {
+        sqlx::query("DELETE FROM saga_checkpoints WHERE name = $1")
+            .bind(DISABLED_MARKER)
+            .execute(p)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Every OpenVLE event of the log (up to `upto` when given) with the position of its last
+/// domain event, in id order.
+pub async fn vle_events(store: &Store, upto: Option<i64>) -> Result<Vec<(String, i64)>, SagaError> {
+    let upto = upto.unwrap_or(i64::MAX);
+    let rows: Vec<(String, i64)> = with_pool!(store.pool(), |p| {
+        sqlx::query_as(
+            "SELECT aggregate_id, MAX(position) FROM events WHERE aggregate_type = $1 \
+             AND position IS NOT NULL AND position <= $2 GROUP BY aggregate_id ORDER BY aggregate_id",
+        )
+        .bind("event")
+        .bind(upto)
+        .fetch_all(p)
+        .await?
+    });
+    Ok(rows)
+}
+
+/// Queues an event for processing now, up to `position` at least, without lifting a parking
+/// (reconcile recorded corrections, or a backfill).
+pub async fn touch(store: &Store, event_id: &str, position: i64) -> Result<(), SagaError> {
+    let now = now_ms();
+    with_pool!(store.pool(), |p| {
+        sqlx::query(
+            "INSERT INTO saga_work (event_id, wanted_position, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (event_id) DO UPDATE SET next_attempt_at = 0, \
+             wanted_position = CASE WHEN excluded.wanted_position > saga_work.wanted_position \
+                 THEN excluded.wanted_position ELSE saga_work.wanted_position END, \
+             done_position = CASE WHEN saga_work.done_position >= excluded.wanted_position \
+                 THEN excluded.wanted_position - 1 ELSE saga_work.done_position END, \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(event_id)
+        .bind(position.max(1))
+        .bind(now)
+        .execute(p)
+        .await?;
+        Ok::<(), SagaError>(())
+    })
+}
+
+/// Claims one event's row (ready or waiting out a retry delay) unless another worker holds it
+/// or it is parked.
+pub async fn claim_event(
+    store: &Store,
+    worker: &str,
+    event_id: &str,
+    lease_until: i64,
+) -> Result<Option<Claim>, SagaError> {
+    let now = now_ms();
+    let sql = "UPDATE saga_work SET claimed_by = $1, lease_until = $2, updated_at_ms = $3 \
+               WHERE event_id = $4 AND done_position < wanted_position AND parked = FALSE \
+               AND (claimed_by IS NULL OR lease_until < $3 OR claimed_by = $1) \
+               RETURNING event_id, wanted_position, attempts";
+    let claim = with_pool!(store.pool(), |p| {
+        sqlx::query(sql)
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .bind(event_id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Claim {
+                event_id: r.get(0),
+                wanted_position: r.get(1),
+                attempts: r.get(2),
+            })
+    });
+    Ok(claim)
+}
+
+/// The state of one OpenVLE event's work row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkState {
+    /// `pending`, `retrying`, `in_sync`, `failed`, …
+    pub state: String,
+    pub reason: Option<String>,
+    pub parked: bool,
+    /// Processed up to the last position it was queued for.
+    pub done: bool,
+}
+
+pub async fn work_state(store: &Store, event_id: &str) -> Result<Option<WorkState>, SagaError> {
+    let row = with_pool!(store.pool(), |p| {
+        match sqlx::query(
+            "SELECT state, reason, parked, done_position >= wanted_position FROM saga_work \
+             WHERE event_id = $1",
+        )
+        .bind(event_id)
+        .fetch_optional(p)
+        .await?
+        {
+            Some(r) => Some(WorkState {
+                state: r.try_get(0)?,
+                reason: r.try_get(1)?,
+                parked: r.try_get(2)?,
+                done: r.try_get(3)?,
+            }),
+            None => None,
+        }
+    });
+    Ok(row)
+}

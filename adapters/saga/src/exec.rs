@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use domain::moodle_sync::{LinkKind, MoodleSyncEvent};
 use moodle::{
-    CourseField, CourseUpdate, DuplicateCourse, Enrolment, MoodleClient, MoodleError, NewUser,
-    Unenrolment, UserField,
+    CourseField, CourseUpdate, DuplicateCourse, EnrolledFilter, Enrolment, MoodleClient,
+    MoodleError, NewUser, Unenrolment, UserField,
 };
 use projections::saga::{
     EnrolItem, EnsureCourse, LinkUsers, RemovalMode, RemoveItem, Step, UserMatchField, UserToLink,
@@ -176,6 +176,23 @@ pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Ste
             }
             Err(e) => out.fail(Failure::of(&e)),
         },
+        Step::FindCourseToDelete {
+            shortname,
+            template_course_id,
+            cause,
+        } => match find_course(client, shortname).await {
+            // Adopted: the next plan deletes it.
+            Ok(Some(course)) => out.facts.extend(adopted_course(
+                &course,
+                *template_course_id,
+                cause.event_id,
+            )),
+            Ok(None) => out.facts.push(MoodleSyncEvent::CourseAbsent {
+                shortname: shortname.clone(),
+                caused_by: cause.event_id,
+            }),
+            Err(e) => out.fail(Failure::of(&e)),
+        },
     }
     out
 }
@@ -198,24 +215,32 @@ fn course_fullname(name: &str) -> String {
 }
 
 fn adopted(e: &EnsureCourse, course: &moodle::Course) -> Vec<MoodleSyncEvent> {
+    adopted_course(course, e.template_course_id, e.cause.event_id)
+}
+
+fn adopted_course(
+    course: &moodle::Course,
+    template_course_id: i64,
+    cause: uuid::Uuid,
+) -> Vec<MoodleSyncEvent> {
     let mut facts = vec![MoodleSyncEvent::CourseDuplicated {
         course_id: course.id,
         shortname: course.shortname.clone(),
-        template_course_id: e.template_course_id,
+        template_course_id,
         category_id: course.categoryid,
         adopted: true,
-        caused_by: e.cause.event_id,
+        caused_by: cause,
     }];
     if course.visible == Some(false) {
         facts.push(MoodleSyncEvent::CourseHidden {
             course_id: course.id,
-            caused_by: e.cause.event_id,
+            caused_by: cause,
         });
     }
     facts
 }
 
-async fn find_course(
+pub(crate) async fn find_course(
     client: &MoodleClient,
     shortname: &str,
 ) -> Result<Option<moodle::Course>, MoodleError> {
@@ -498,7 +523,7 @@ async fn course_gone(
             out.fail(Failure::permanent(
                 "course_gone",
                 format!(
-                    "course {course_id} no longer exists in Moodle (deleted by hand?): run                      reconcile to recreate it, then resume"
+                    "course {course_id} no longer exists in Moodle (deleted by hand?): run reconcile to recreate it, then resume"
                 ),
             ));
             true
@@ -586,6 +611,39 @@ async fn remove(
     out: &mut Outcome,
 ) {
     let mut checked = false;
+    // Participants the saga does not know to be enrolled: look at the course first, and record
+    // those absent as unenrolled without a call (suspending them would enrol them; unenrolling
+    // an account that is gone is refused).
+    let mut acting: Vec<RemoveItem> = batch.to_vec();
+    if batch.iter().any(|i| i.look_first) {
+        let enrolled = match client
+            .get_enrolled_users(course_id, EnrolledFilter::All)
+            .await
+        {
+            Ok(users) => users,
+            Err(e) => {
+                if item_specific(&e) || e.errorcode() == Some("invalidrecord") {
+                    if course_gone(client, course_id, &mut checked, out).await {
+                        return;
+                    }
+                }
+                return out.fail(Failure::of(&e));
+            }
+        };
+        let ids: std::collections::HashSet<i64> = enrolled.iter().map(|u| u.id).collect();
+        acting.retain(|i| {
+            if !i.look_first || ids.contains(&i.moodle_user_id) {
+                return true;
+            }
+            out.facts.push(MoodleSyncEvent::Unenrolled {
+                participant_id: i.participant_id.clone(),
+                moodle_user_id: i.moodle_user_id,
+                caused_by: i.cause.event_id,
+            });
+            false
+        });
+    }
+    let batch = acting.as_slice();
     let mut stack: Vec<&[RemoveItem]> = vec![batch];
     while let Some(part) = stack.pop() {
         if part.is_empty() {

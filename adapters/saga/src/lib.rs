@@ -20,17 +20,22 @@
 
 mod db;
 mod exec;
+mod reconcile;
 mod status;
 mod worker;
 
 use std::time::Duration;
 
-pub use db::{ensure_schema, CHECKPOINT};
+pub use db::{ensure_schema, WorkState, CHECKPOINT};
+pub use reconcile::{
+    EventReconcile, ReconcileConfigError, ReconcileMode, ReconcileReport, ReconcileSchedule,
+};
 pub use status::{retry, status, LastError, ParkedEvent, SagaStatus};
 pub use worker::{RunStats, Worker};
 
+pub use domain::moodle_sync::{DriftKind, DriftNote};
 pub use projections::saga::{
-    plan, Desired, Plan, RemovalMode, SagaSettings, Step, SyncState, UserMatchField,
+    plan, Desired, DriftRow, Plan, RemovalMode, SagaSettings, Step, SyncState, UserMatchField,
 };
 
 /// The saga's settings from the Moodle settings (`MOODLE_*`).
@@ -78,6 +83,12 @@ pub struct SagaConfig {
     /// Steps run for one event in one claim before it is handed back (a safety net: a plan that
     /// never empties must not hold a worker for ever).
     pub max_steps_per_claim: u32,
+    /// Transient failures of one step in a row before the event is parked with the reason (an
+    /// operator then resumes it with `retry`). 0: retry for ever.
+    pub max_attempts: u32,
+    /// The scheduled reconcile (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`); None: off.
+    /// [`Worker::from_moodle_settings`] reads it from the environment when left None.
+    pub reconcile: Option<ReconcileSchedule>,
 }
 
 impl Default for SagaConfig {
@@ -93,6 +104,8 @@ impl Default for SagaConfig {
             backoff_max: Duration::from_secs(300),
             lease: Duration::from_secs(60),
             max_steps_per_claim: 64,
+            max_attempts: 20,
+            reconcile: None,
         }
     }
 }
@@ -118,6 +131,10 @@ pub enum SagaError {
     Moodle(#[from] moodle::MoodleError),
     #[error("the saga's record refused a fact: {0}")]
     Record(String),
+    #[error(transparent)]
+    Config(#[from] ReconcileConfigError),
+    #[error("the Moodle integration is disabled (MOODLE_ENABLED): nothing to reconcile")]
+    Disabled,
 }
 
 impl SagaError {

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::db::{self, now_ms, Claim, Release, Wanted};
+use crate::db::{self, now_ms, Claim, Release, Wanted, WorkState};
 use crate::exec;
 use crate::{SagaConfig, SagaError};
 
@@ -63,6 +63,7 @@ struct Inner {
     wake: Notify,
     stopping: AtomicBool,
     schema_ready: AtomicBool,
+    backfill_checked: AtomicBool,
     counters: Counters,
 }
 
@@ -108,17 +109,24 @@ impl Worker {
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
                 schema_ready: AtomicBool::new(false),
+                backfill_checked: AtomicBool::new(false),
                 counters: Counters::default(),
             }),
         }
     }
 
     /// A worker from the `MOODLE_*` settings: builds the Moodle client when the integration is on.
+    ///
+    /// When `config.reconcile` is None it is read from `MOODLE_RECONCILE_INTERVAL` and
+    /// `MOODLE_RECONCILE_APPLY` (an invalid value is an error naming the variable).
     pub fn from_moodle_settings(
         store: Store,
         moodle: &moodle::MoodleSettings,
-        config: SagaConfig,
+        mut config: SagaConfig,
     ) -> Result<Worker, SagaError> {
+        if config.reconcile.is_none() {
+            config.reconcile = crate::ReconcileSchedule::from_env()?;
+        }
         let client = if moodle.enabled {
             Some(MoodleClient::new(moodle)?)
         } else {
@@ -150,6 +158,10 @@ impl Worker {
         &self.inner.store
     }
 
+    pub(crate) fn moodle(&self) -> Option<&MoodleClient> {
+        self.inner.moodle.as_ref()
+    }
+
     /// Totals since this worker was made.
     pub fn stats(&self) -> RunStats {
         self.inner.counters.snapshot()
@@ -169,6 +181,11 @@ impl Worker {
     pub async fn feed(&self) -> Result<usize, SagaError> {
         self.ensure_schema().await?;
         let store = &self.inner.store;
+        let enabled = self.inner.settings.enabled;
+        if enabled && !self.inner.backfill_checked.load(Ordering::Acquire) {
+            self.backfill().await?;
+            self.inner.backfill_checked.store(true, Ordering::Release);
+        }
         let page = self.inner.config.read_batch.max(1);
         let mut total = 0usize;
         loop {
@@ -196,6 +213,10 @@ impl Worker {
             }
             let wanted: Vec<Wanted> = wanted.into_values().collect();
             if db::advance(store, from, to, &wanted).await? {
+                if !enabled {
+                    // Switched on later, a worker queues what was deployed meanwhile.
+                    db::mark_disabled(store, to).await?;
+                }
                 total += rows.len();
                 if rows.len() < page {
                     return Ok(total);
@@ -203,6 +224,43 @@ impl Worker {
             }
             // Lost the race with another reader: read again from its checkpoint.
         }
+    }
+
+    /// The integration was switched on after the reader had moved past events while it was off:
+    /// queue every OpenVLE event of the log up to there (those without a template finish at
+    /// once), so events deployed meanwhile are provisioned.
+    async fn backfill(&self) -> Result<(), SagaError> {
+        let store = &self.inner.store;
+        let Some(upto) = db::disabled_marker(store).await? else {
+            return Ok(());
+        };
+        let events = db::vle_events(store, Some(upto)).await?;
+        tracing::info!(
+            events = events.len(),
+            upto,
+            "the Moodle integration was off while the log moved: queueing every event up to there"
+        );
+        for (event_id, position) in &events {
+            db::touch(store, event_id, *position).await?;
+        }
+        db::clear_disabled_marker(store).await?;
+        Ok(())
+    }
+
+    /// Processes one OpenVLE event now (its plan → call → record loop) if it is queued, even
+    /// while it waits out a retry delay, unless another worker holds it or it is parked. Returns
+    /// its work row's state afterwards (None: never queued). Reads no log: call [`Worker::feed`]
+    /// first to queue what was appended.
+    pub async fn process_event(&self, event_id: &str) -> Result<Option<WorkState>, SagaError> {
+        self.ensure_schema().await?;
+        let store = &self.inner.store;
+        if let Some(claim) =
+            db::claim_event(store, &self.inner.config.worker_id, event_id, self.lease_until())
+                .await?
+        {
+            self.work(claim).await;
+        }
+        db::work_state(store, event_id).await
     }
 
     /// Runs until `shutdown` completes; then stops claiming, lets each event in progress finish
@@ -236,6 +294,21 @@ impl Worker {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut heartbeat = tokio::time::interval((cfg.lease / 3).max(Duration::from_millis(10)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The scheduled reconcile: one pass at a time, in its own task.
+        let schedule = cfg.reconcile.filter(|_| self.inner.settings.enabled);
+        let mut reconcile_timer = schedule.map(|s| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + s.interval, s.interval);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            t
+        });
+        if let Some(s) = schedule {
+            tracing::info!(
+                interval_s = s.interval.as_secs(),
+                apply = s.apply,
+                "scheduled reconcile on"
+            );
+        }
+        let mut reconcile_task: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             if let Err(e) = self.feed_boxed().await {
                 tracing::warn!(error = %e, "saga reader: cannot read the log (will retry)");
@@ -263,7 +336,16 @@ impl Worker {
                         tracing::warn!(error = %e, "saga: cannot renew leases");
                     }
                 }
+                _ = next_tick(&mut reconcile_timer) => {
+                    let idle = reconcile_task.as_ref().is_none_or(|t| t.is_finished());
+                    if let (true, Some(s)) = (idle, schedule) {
+                        reconcile_task = Some(tokio::spawn(self.clone().reconcile_boxed(s.apply)));
+                    }
+                }
             }
+        }
+        if let Some(t) = reconcile_task.take() {
+            t.abort();
         }
         tracing::info!(in_flight = tasks.len(), "moodle saga worker stopping");
         self.inner.stopping.store(true, Ordering::Release);
@@ -339,6 +421,10 @@ impl Worker {
         Box::pin(
             async move { db::release_all(&self.inner.store, &self.inner.config.worker_id).await },
         )
+    }
+
+    fn reconcile_boxed(self, apply: bool) -> BoxFuture<'static, ()> {
+        Box::pin(self.scheduled_reconcile(apply))
     }
 
     fn gauges_boxed(&self) -> BoxFuture<'_, ()> {
@@ -506,6 +592,16 @@ impl Worker {
                         reason: f.message.clone(),
                         caused_by: cause.event_id,
                     });
+                } else if gave_up(cfg.max_attempts, attempt) {
+                    facts.push(MoodleSyncEvent::Parked {
+                        step: step.name().to_string(),
+                        code: f.code.clone(),
+                        reason: format!(
+                            "gave up after {attempt} attempts (max_attempts {}): {}",
+                            cfg.max_attempts, f.message
+                        ),
+                        caused_by: cause.event_id,
+                    });
                 }
             } else {
                 tracing::debug!(
@@ -539,6 +635,17 @@ impl Worker {
             match out.failure {
                 None if fenced => return Ok(Ended::Release(Release::Abandon)),
                 None => continue,
+                Some(f) if f.transient && gave_up(cfg.max_attempts, attempt) => {
+                    return Ok(Ended::Release(Release::Parked {
+                        reason: format!(
+                            "{} failed {attempt} times in a row, parked (max_attempts {}): {}: {}",
+                            step.name(),
+                            cfg.max_attempts,
+                            f.code,
+                            f.message
+                        ),
+                    }))
+                }
                 Some(f) if f.transient => {
                     return Ok(Ended::Release(Release::RetryAt {
                         at: now_ms() + self.backoff(attempt).as_millis() as i64,
@@ -629,6 +736,21 @@ impl Worker {
             metrics::gauge!("openvle_saga_parked").set(counts.failed as f64);
         }
     }
+}
+
+/// The next tick of an optional timer (never, without one).
+async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a step that failed transiently `attempt` times in a row is given up on.
+fn gave_up(max_attempts: u32, attempt: u32) -> bool {
+    max_attempts > 0 && attempt >= max_attempts
 }
 
 enum Recorded {

@@ -59,8 +59,8 @@ impl StoryFilter {
                 t.eq_ignore_ascii_case(&e.event_type) || t.eq_ignore_ascii_case(&e.aggregate_type)
             });
         type_ok
-            && self.from.map_or(true, |from| e.recorded_at >= from)
-            && self.to.map_or(true, |to| e.recorded_at <= to)
+            && !matches!(self.from, Some(from) if e.recorded_at < from)
+            && !matches!(self.to, Some(to) if e.recorded_at > to)
     }
 }
 
@@ -213,6 +213,29 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
             short(&reason, 80)
         ),
         MoodleSyncEvent::Resumed { by } => format!("resumed by {by}"),
+        MoodleSyncEvent::DriftObserved { drift, applied, by } => {
+            if drift.is_empty() {
+                format!("reconcile by {by}: Moodle matches the log")
+            } else {
+                let first = &drift[0];
+                let more = match drift.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                let what = if applied { "corrected" } else { "reported" };
+                format!(
+                    "reconcile by {by}: {} difference{} {what}: {} expected {}, found {}{more}",
+                    drift.len(),
+                    if drift.len() == 1 { "" } else { "s" },
+                    first.what,
+                    first.expected,
+                    first.actual
+                )
+            }
+        }
+        MoodleSyncEvent::CourseAbsent { shortname, .. } => {
+            format!("course {shortname} is not in Moodle: nothing to delete")
+        }
     }
 }
 

@@ -15,17 +15,25 @@
 //! | Ended                | Remove the students first, then hide the course; instructors stay       |
 //! | Deleted              | DeleteCourse when configured; otherwise the course is kept as ended     |
 //!
+//! [`reconcile()`] is the same comparison with the state Moodle holds in place of the recorded
+//! state: drift rows for people, and the corrections (facts) from which the planner converges.
+//!
 //! A participant Moodle would refuse (a username outside Moodle's rules) is parked alone; parked
 //! participants are left out of every step until an operator resumes the saga.
 
 pub mod desired;
 pub mod plan;
+pub mod reconcile;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
 pub use plan::{
     plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemovalMode, RemoveItem,
     SagaSettings, Step, SyncState, UserMatchField, UserToLink,
+};
+pub use reconcile::{
+    in_scope, reconcile, to_observe, DriftRow, Observe, Observed, ObservedCourse,
+    ObservedEnrolment, Reconciliation,
 };
 pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
 

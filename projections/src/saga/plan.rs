@@ -166,6 +166,12 @@ pub struct RemoveItem {
     /// The role recorded for the enrolment (suspending re-sends it: `enrol_manual_enrol_users`
     /// with `suspend=1` needs one, and the recorded one adds nothing).
     pub role_id: i64,
+    /// The saga does not know whether the participant is enrolled (an enrol whose outcome was
+    /// unknown, a course found again): the runner looks at the course's participants first and
+    /// records those absent as unenrolled without a call (suspending someone absent would enrol
+    /// them; unenrolling an account that is gone is refused).
+    #[serde(default)]
+    pub look_first: bool,
     pub cause: Cause,
 }
 
@@ -206,6 +212,14 @@ pub enum Step {
         course_id: i64,
         cause: Cause,
     },
+    /// A deleted event (course deletion on) without a recorded course: a creation whose outcome
+    /// was never known (or never recorded) may have left one. Look it up by shortname: adopt it
+    /// (then `DeleteCourse`), or record `CourseAbsent`.
+    FindCourseToDelete {
+        shortname: String,
+        template_course_id: i64,
+        cause: Cause,
+    },
 }
 
 impl Step {
@@ -227,6 +241,7 @@ impl Step {
             Step::SetCourseVisible { visible: false, .. } => "hide_course",
             Step::SetCourseVisible { visible: true, .. } => "show_course",
             Step::DeleteCourse { .. } => "delete_course",
+            Step::FindCourseToDelete { .. } => "find_course_to_delete",
         }
     }
 
@@ -243,7 +258,9 @@ impl Step {
             Step::LinkUsers(l) => latest(&mut l.users.iter().map(|u| u.cause)),
             Step::Enrol { items, .. } => latest(&mut items.iter().map(|i| i.cause)),
             Step::Remove { items, .. } => latest(&mut items.iter().map(|i| i.cause)),
-            Step::SetCourseVisible { cause, .. } | Step::DeleteCourse { cause, .. } => *cause,
+            Step::SetCourseVisible { cause, .. }
+            | Step::DeleteCourse { cause, .. }
+            | Step::FindCourseToDelete { cause, .. } => *cause,
         }
     }
 
@@ -254,7 +271,10 @@ impl Step {
             Step::LinkUsers(l) => l.users.len(),
             Step::Enrol { items, .. } => items.len(),
             Step::Remove { items, .. } => items.len(),
-            Step::EnsureCourse(_) | Step::SetCourseVisible { .. } | Step::DeleteCourse { .. } => 1,
+            Step::EnsureCourse(_)
+            | Step::SetCourseVisible { .. }
+            | Step::DeleteCourse { .. }
+            | Step::FindCourseToDelete { .. } => 1,
         }
     }
 
@@ -296,9 +316,33 @@ impl Plan {
 
 /// What the log wants of one participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
+    /// Enrolled, active, with this role id.
     Enrolled(i64),
+    /// Not in the course (unenrolled, or suspended).
     Out,
+}
+
+/// What the log wants of every participant, current ones first, then the removed ones.
+/// Instructors stay enrolled once the event ended (or was deleted and its course kept).
+pub(crate) fn wants<'a>(
+    desired: &'a Desired,
+    settings: &SagaSettings,
+) -> Vec<(&'a DesiredParticipant, Want)> {
+    let active = desired.status == Status::Deployed;
+    let mut wants = Vec::new();
+    for p in &desired.participants {
+        let want = if active || p.participant.role == Role::Instructor {
+            Want::Enrolled(settings.role_id(p.participant.role))
+        } else {
+            Want::Out
+        };
+        wants.push((p, want));
+    }
+    for p in &desired.removed {
+        wants.push((p, Want::Out));
+    }
+    wants
 }
 
 /// Plans the next steps for one OpenVLE event.
@@ -328,6 +372,13 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
                 course_id,
                 cause: desired.status_cause(),
             });
+        } else if recorded.course_id.is_none() && !recorded.course_deleted {
+            // Never recorded, or lost: a creation whose answer was lost may have made it.
+            steps.push(Step::FindCourseToDelete {
+                shortname: desired.shortname(),
+                template_course_id,
+                cause: desired.status_cause(),
+            });
         }
         return finish(steps, false);
     }
@@ -338,18 +389,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
     }
 
     // What each participant should be.
-    let mut wants: Vec<(&DesiredParticipant, Want)> = Vec::new();
-    for p in &desired.participants {
-        let want = if active || p.participant.role == Role::Instructor {
-            Want::Enrolled(settings.role_id(p.participant.role))
-        } else {
-            Want::Out
-        };
-        wants.push((p, want));
-    }
-    for p in &desired.removed {
-        wants.push((p, Want::Out));
-    }
+    let wants = wants(desired, settings);
 
     let empty = RecordedParticipant::default();
     let mut parks = Vec::new();
@@ -367,7 +407,16 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
                     && r.enrolment == Some(EnrolmentState::Enrolled)
                     && r.role_id == Some(role)
             }
-            Want::Out => !has_course || r.enrolment != Some(EnrolmentState::Enrolled),
+            // Out only when known to be out: an enrol whose outcome was unknown (recorded as a
+            // failure, not `Enrolled`) may have enrolled them, so anyone linked is acted on.
+            Want::Out => {
+                !has_course
+                    || r.moodle_user_id.is_none()
+                    || matches!(
+                        r.enrolment,
+                        Some(EnrolmentState::Unenrolled) | Some(EnrolmentState::Suspended)
+                    )
+            }
         };
         if satisfied {
             continue;
@@ -407,6 +456,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
                         role_id: r
                             .role_id
                             .unwrap_or_else(|| settings.role_id(p.participant.role)),
+                        look_first: r.enrolment != Some(EnrolmentState::Enrolled),
                         cause,
                     });
                 }

@@ -140,6 +140,10 @@ fn step_once(d: &Desired, r: &mut MoodleSync, s: &SagaSettings) -> Option<Step> 
             course_id: *course_id,
             caused_by: nil,
         }],
+        Step::FindCourseToDelete { shortname, .. } => vec![MoodleSyncEvent::CourseAbsent {
+            shortname: shortname.clone(),
+            caused_by: nil,
+        }],
     };
     for f in facts {
         r.check(&f).expect("a fact the record accepts");
@@ -527,13 +531,86 @@ fn delete_with_and_without_course_deletion() {
         ["unenrol", "hide_course"]
     );
 
-    // Deleted before the saga ever made a course: nothing, with or without deletion.
+    // Deleted before the saga ever recorded a course: nothing when the course is kept; with
+    // deletion, one look by shortname (a creation whose answer was lost may have made it).
     let d = desired(vec![
         deployed(Some(42), vec![person("s", Role::Student)]),
         EventEvent::Deleted,
     ]);
     assert!(plan(&d, &MoodleSync::default(), &settings()).is_empty());
-    assert!(plan(&d, &MoodleSync::default(), &del).is_empty());
+    let mut r = MoodleSync::default();
+    assert_eq!(converge(&d, &mut r, &del), ["find_course_to_delete"]);
+    assert!(plan(&d, &r, &del).is_empty());
+}
+
+/// Saga gap (a): an enrol whose outcome was unknown (recorded as a failure, not `Enrolled`),
+/// then the participant's removal: they are removed anyway, looking first.
+#[test]
+fn a_removal_after_an_unknown_enrol_outcome_still_removes() {
+    for mode in [RemovalMode::Unenrol, RemovalMode::Suspend] {
+        let s = SagaSettings {
+            removal_mode: mode,
+            ..settings()
+        };
+        let mut events = vec![deployed(Some(42), vec![person("s1", Role::Student)])];
+        let mut r = MoodleSync::default();
+        // Course and link recorded, the enrol's answer lost.
+        step_once(&desired(events.clone()), &mut r, &s);
+        step_once(&desired(events.clone()), &mut r, &s);
+        assert_eq!(
+            plan(&desired(events.clone()), &r, &s)
+                .next()
+                .map(Step::name),
+            Some("enrol")
+        );
+        r.apply(MoodleSyncEvent::StepFailed {
+            step: "enrol".into(),
+            code: "timeout".into(),
+            message: "lost".into(),
+            attempt: 1,
+            transient: true,
+            participant_id: None,
+            caused_by: Uuid::nil(),
+        });
+        events.push(EventEvent::ParticipantRemoved {
+            participant: person("s1", Role::Student),
+        });
+        let p = plan(&desired(events.clone()), &r, &s);
+        match p.next() {
+            Some(Step::Remove { items, .. }) => {
+                assert_eq!(items.len(), 1);
+                assert!(items[0].look_first, "{items:?}");
+            }
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        converge(&desired(events.clone()), &mut r, &s);
+        assert!(plan(&desired(events), &r, &s).is_empty());
+    }
+}
+
+/// The same at End: a student linked but never recorded enrolled is removed.
+#[test]
+fn end_removes_students_whose_enrol_outcome_was_unknown() {
+    let mut events = vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), person("s", Role::Student)],
+    )];
+    let mut r = MoodleSync::default();
+    step_once(&desired(events.clone()), &mut r, &settings());
+    step_once(&desired(events.clone()), &mut r, &settings());
+    events.push(EventEvent::Ended);
+    let p = plan(&desired(events), &r, &settings());
+    let removal = p
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Remove { items, .. } => Some(items.clone()),
+            _ => None,
+        })
+        .expect("a removal");
+    assert_eq!(removal.len(), 1);
+    assert_eq!(removal[0].participant_id, "s");
+    assert!(removal[0].look_first);
 }
 
 #[test]

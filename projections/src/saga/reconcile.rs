@@ -1,0 +1,495 @@
+//! Reconcile, pure: the Moodle state the log implies for one OpenVLE event against the state
+//! Moodle holds, as drift rows (for people) and corrections (facts about what Moodle really holds,
+//! recorded so that the planner's level-triggered logic converges Moodle back).
+//!
+//! The log implies (same rules as [`plan`](super::plan())):
+//!
+//! | status                        | course                  | participants                                  |
+//! |-------------------------------|-------------------------|-----------------------------------------------|
+//! | Deployed                      | exists, visible         | everyone enrolled, active, with their role    |
+//! | Ended                         | exists, hidden          | instructors enrolled; students out            |
+//! | Deleted, course deletion on   | does not exist          | —                                             |
+//! | Deleted, course kept          | hidden, if it still exists | as Ended                                   |
+//!
+//! "Out" is not enrolled or suspended (either removal mode). Removed participants are out.
+//! Moodle accounts and enrolments of people who are not participants are none of the saga's
+//! business and are never reported. Parked participants wait for a person and are skipped.
+//!
+//! Corrections never describe an action: they record what was seen (`CourseLost`, `UserLinkLost`,
+//! `Unenrolled` for an enrolment removed by hand, `Suspended`, `Enrolled` with the role held,
+//! `CourseShown`/`CourseHidden`, `CourseDuplicated { adopted: true }` for a course that should be
+//! gone), and the planner turns the new recorded state into the steps that fix Moodle.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use domain::event::Status;
+use domain::moodle_sync::{
+    DriftKind, DriftNote, EnrolmentState, LinkKind, MoodleSync, MoodleSyncEvent,
+    RecordedParticipant,
+};
+use domain::participant::Participant;
+
+use super::desired::Desired;
+use super::plan::{wants, SagaSettings, UserMatchField, Want};
+use super::username::moodle_username;
+
+/// A course as Moodle shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedCourse {
+    pub id: i64,
+    pub shortname: String,
+    pub category_id: i64,
+    /// None when Moodle does not tell (the web-service user cannot see it).
+    pub visible: Option<bool>,
+}
+
+/// One enrolment in the event's course, as Moodle shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedEnrolment {
+    pub user_id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub roles: Vec<i64>,
+    pub suspended: bool,
+}
+
+/// What Moodle holds for one OpenVLE event (read by the runner as [`Observe`] asks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The course with the recorded id, when one is recorded and it exists.
+    pub recorded_course: Option<ObservedCourse>,
+    /// The course with the event's shortname, when looked up and found.
+    pub course_by_shortname: Option<ObservedCourse>,
+    /// The enrolments of `recorded_course` (empty when it is absent).
+    pub enrolments: Vec<ObservedEnrolment>,
+    /// Recorded Moodle user ids whose account no longer exists.
+    pub missing_users: BTreeSet<i64>,
+}
+
+/// What the runner must read from Moodle for one OpenVLE event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observe {
+    /// Look this course id up (the recorded course).
+    pub course_id: Option<i64>,
+    /// Look the course up by this shortname (when the recorded course is absent, or none is).
+    pub shortname: String,
+    /// Check these recorded accounts still exist.
+    pub user_ids: Vec<i64>,
+}
+
+/// One difference, for people and for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRow {
+    pub event_id: String,
+    #[serde(flatten)]
+    pub note: DriftNote,
+}
+
+/// The outcome of comparing one OpenVLE event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub rows: Vec<DriftRow>,
+    /// Facts to record (with `--apply`) so that the saga converges Moodle.
+    pub corrections: Vec<MoodleSyncEvent>,
+}
+
+impl Reconciliation {
+    pub fn notes(&self) -> Vec<DriftNote> {
+        self.rows.iter().map(|r| r.note.clone()).collect()
+    }
+}
+
+/// Whether the event has a Moodle side to compare (integration on, deployed from a template).
+pub fn in_scope(desired: &Desired, settings: &SagaSettings) -> bool {
+    settings.enabled
+        && desired.status != Status::NotDeployed
+        && desired.template_course_id.is_some()
+}
+
+/// What to read from Moodle for this event, or None when it has no Moodle side.
+pub fn to_observe(
+    desired: &Desired,
+    recorded: &MoodleSync,
+    settings: &SagaSettings,
+) -> Option<Observe> {
+    if !in_scope(desired, settings) {
+        return None;
+    }
+    let mut user_ids: Vec<i64> = recorded
+        .participants
+        .values()
+        .filter_map(|p| p.moodle_user_id)
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    Some(Observe {
+        course_id: recorded.course_id,
+        shortname: desired.shortname(),
+        user_ids,
+    })
+}
+
+fn role_label(settings: &SagaSettings, role: i64) -> String {
+    if role == settings.instructor_role_id {
+        format!("instructor (role {role})")
+    } else if role == settings.student_role_id {
+        format!("student (role {role})")
+    } else {
+        format!("role {role}")
+    }
+}
+
+fn roles_label(settings: &SagaSettings, roles: &[i64]) -> String {
+    if roles.is_empty() {
+        "no role".to_string()
+    } else {
+        roles
+            .iter()
+            .map(|r| role_label(settings, *r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn course_label(c: &ObservedCourse) -> String {
+    format!("course {} ({})", c.id, c.shortname)
+}
+
+/// Whether enrolled user `e` is participant `p` (by the match field), for participants the saga
+/// has not linked.
+fn is_participant(e: &ObservedEnrolment, p: &Participant, field: UserMatchField) -> bool {
+    match field {
+        UserMatchField::Email => e
+            .email
+            .as_deref()
+            .is_some_and(|m| m.to_lowercase() == p.email.to_lowercase()),
+        UserMatchField::Username => {
+            moodle_username(p).is_ok_and(|u| u.to_lowercase() == e.username.to_lowercase())
+        }
+    }
+}
+
+/// Compares the Moodle state the log implies for one event with the state Moodle holds.
+pub fn reconcile(
+    desired: &Desired,
+    recorded: &MoodleSync,
+    observed: &Observed,
+    settings: &SagaSettings,
+) -> Reconciliation {
+    let mut out = Reconciliation::default();
+    if !in_scope(desired, settings) {
+        return out;
+    }
+    let Some(template_course_id) = desired.template_course_id else {
+        return out;
+    };
+    let event_id = desired.id.clone();
+    let mut row = |kind: DriftKind, what: String, pid: Option<&str>, expected: String, actual| {
+        out.rows.push(DriftRow {
+            event_id: event_id.clone(),
+            note: DriftNote {
+                kind,
+                what,
+                participant_id: pid.map(str::to_string),
+                expected,
+                actual,
+            },
+        });
+    };
+    let mut corrections = Vec::new();
+    let shortname = desired.shortname();
+    let course_cause = desired
+        .deployed
+        .unwrap_or_else(|| desired.status_cause())
+        .event_id;
+    let status_cause = desired.status_cause().event_id;
+    let deleting = desired.status == Status::Deleted;
+    let adopt = |c: &ObservedCourse, corrections: &mut Vec<MoodleSyncEvent>| {
+        corrections.push(MoodleSyncEvent::CourseDuplicated {
+            course_id: c.id,
+            shortname: c.shortname.clone(),
+            template_course_id,
+            category_id: c.category_id,
+            adopted: true,
+            caused_by: course_cause,
+        });
+        if c.visible == Some(false) {
+            corrections.push(MoodleSyncEvent::CourseHidden {
+                course_id: c.id,
+                caused_by: course_cause,
+            });
+        }
+    };
+
+    // A deleted event whose course must go.
+    if deleting && settings.delete_course_on_event_delete {
+        let actual = observed
+            .recorded_course
+            .as_ref()
+            .or(observed.course_by_shortname.as_ref());
+        if let Some(c) = actual {
+            row(
+                DriftKind::CourseExists,
+                "course".into(),
+                None,
+                "no course (event deleted)".into(),
+                course_label(c),
+            );
+            match recorded.course_id {
+                Some(old) if old == c.id => {
+                    if recorded.course_deleted {
+                        adopt(c, &mut corrections);
+                    }
+                }
+                Some(old) => {
+                    corrections.push(MoodleSyncEvent::CourseLost {
+                        course_id: old,
+                        caused_by: status_cause,
+                    });
+                    adopt(c, &mut corrections);
+                }
+                None => adopt(c, &mut corrections),
+            }
+        }
+        out.corrections = corrections;
+        return out;
+    }
+
+    let recorded_course = recorded.course_id.filter(|_| !recorded.course_deleted);
+    // A deleted event keeps its course (as an ended one) only while it exists.
+    if deleting && observed.recorded_course.is_none() {
+        out.corrections = corrections;
+        return out;
+    }
+
+    // The course.
+    let course = match recorded_course {
+        Some(id) => match &observed.recorded_course {
+            Some(c) => Some(c),
+            None => {
+                let actual = match &observed.course_by_shortname {
+                    Some(c) => format!("absent; {} has its shortname", course_label(c)),
+                    None => "absent".to_string(),
+                };
+                row(
+                    DriftKind::CourseMissing,
+                    "course".into(),
+                    None,
+                    format!("course {id} ({shortname})"),
+                    actual,
+                );
+                corrections.push(MoodleSyncEvent::CourseLost {
+                    course_id: id,
+                    caused_by: course_cause,
+                });
+                None
+            }
+        },
+        None => {
+            // Not (or no longer) recorded: the saga has work to do. A course found by shortname
+            // is adopted by it; none at all is a difference worth showing (e.g. an event deployed
+            // while the integration was off).
+            if observed.course_by_shortname.is_none() {
+                row(
+                    DriftKind::CourseMissing,
+                    "course".into(),
+                    None,
+                    format!("a course {shortname}"),
+                    "absent".into(),
+                );
+            }
+            None
+        }
+    };
+
+    let empty = RecordedParticipant::default();
+    let wants = wants(desired, settings);
+
+    // Accounts.
+    for (p, _) in &wants {
+        let id = &p.participant.id;
+        let r = recorded.participant(id).unwrap_or(&empty);
+        if r.parked.is_some() {
+            continue;
+        }
+        if let Some(uid) = r.moodle_user_id {
+            if observed.missing_users.contains(&uid) {
+                row(
+                    DriftKind::Account,
+                    format!("account of {id}"),
+                    Some(id),
+                    format!("Moodle user {uid}"),
+                    "absent".into(),
+                );
+                corrections.push(MoodleSyncEvent::UserLinkLost {
+                    participant_id: id.clone(),
+                    moodle_user_id: uid,
+                    caused_by: p.cause.event_id,
+                });
+            }
+        }
+    }
+
+    let Some(course) = course else {
+        out.corrections = corrections;
+        return out;
+    };
+
+    // Visibility.
+    let want_visible = desired.status == Status::Deployed;
+    let vis = |v: bool| if v { "visible" } else { "hidden" }.to_string();
+    if let Some(visible) = course.visible {
+        if visible != want_visible {
+            row(
+                DriftKind::CourseVisibility,
+                "course visibility".into(),
+                None,
+                vis(want_visible),
+                vis(visible),
+            );
+            if recorded.course_visible != Some(visible) {
+                corrections.push(if visible {
+                    MoodleSyncEvent::CourseShown {
+                        course_id: course.id,
+                        caused_by: status_cause,
+                    }
+                } else {
+                    MoodleSyncEvent::CourseHidden {
+                        course_id: course.id,
+                        caused_by: status_cause,
+                    }
+                });
+            }
+        }
+    }
+
+    // Enrolments.
+    let by_user: BTreeMap<i64, &ObservedEnrolment> =
+        observed.enrolments.iter().map(|e| (e.user_id, e)).collect();
+    for (p, want) in &wants {
+        let id = &p.participant.id;
+        let r = recorded.participant(id).unwrap_or(&empty);
+        if r.parked.is_some() {
+            continue;
+        }
+        if r.moodle_user_id
+            .is_some_and(|u| observed.missing_users.contains(&u))
+        {
+            continue;
+        }
+        let found = match r.moodle_user_id {
+            Some(uid) => by_user.get(&uid).copied(),
+            None => observed
+                .enrolments
+                .iter()
+                .find(|e| is_participant(e, &p.participant, settings.user_match_field)),
+        };
+        // Link a participant found in the course though the saga never linked them.
+        let link = |e: &ObservedEnrolment, corrections: &mut Vec<MoodleSyncEvent>| {
+            if r.moodle_user_id.is_none() {
+                corrections.push(MoodleSyncEvent::UserLinked {
+                    participant_id: id.clone(),
+                    moodle_user_id: e.user_id,
+                    username: e.username.clone(),
+                    how: LinkKind::Matched,
+                    caused_by: p.cause.event_id,
+                });
+            }
+        };
+        let recorded_enrolled = r.enrolment == Some(EnrolmentState::Enrolled);
+        match *want {
+            Want::Enrolled(role) => {
+                let expected = format!("enrolled as {}", role_label(settings, role));
+                match found {
+                    None => {
+                        row(
+                            DriftKind::Enrolment,
+                            format!("enrolment of {id}"),
+                            Some(id),
+                            expected,
+                            "not enrolled".into(),
+                        );
+                        if let (Some(uid), true) = (r.moodle_user_id, recorded_enrolled) {
+                            corrections.push(MoodleSyncEvent::Unenrolled {
+                                participant_id: id.clone(),
+                                moodle_user_id: uid,
+                                caused_by: p.cause.event_id,
+                            });
+                        }
+                    }
+                    Some(e) if e.suspended => {
+                        row(
+                            DriftKind::Enrolment,
+                            format!("enrolment of {id}"),
+                            Some(id),
+                            expected,
+                            format!("suspended ({})", roles_label(settings, &e.roles)),
+                        );
+                        if recorded_enrolled || r.moodle_user_id.is_none() {
+                            link(e, &mut corrections);
+                            corrections.push(MoodleSyncEvent::Suspended {
+                                participant_id: id.clone(),
+                                moodle_user_id: e.user_id,
+                                caused_by: p.cause.event_id,
+                            });
+                        }
+                    }
+                    Some(e) if !e.roles.contains(&role) => {
+                        row(
+                            DriftKind::Role,
+                            format!("role of {id}"),
+                            Some(id),
+                            role_label(settings, role),
+                            roles_label(settings, &e.roles),
+                        );
+                        if (recorded_enrolled && r.role_id == Some(role))
+                            || r.moodle_user_id.is_none()
+                        {
+                            link(e, &mut corrections);
+                            corrections.push(MoodleSyncEvent::Enrolled {
+                                participant_id: id.clone(),
+                                moodle_user_id: e.user_id,
+                                role_id: e.roles.first().copied().unwrap_or(0),
+                                caused_by: p.cause.event_id,
+                            });
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            Want::Out => {
+                if let Some(e) = found.filter(|e| !e.suspended) {
+                    let cause = if desired.participant(id).is_some() {
+                        status_cause
+                    } else {
+                        p.cause.event_id
+                    };
+                    row(
+                        DriftKind::Enrolment,
+                        format!("enrolment of {id}"),
+                        Some(id),
+                        "not enrolled".into(),
+                        format!("enrolled as {}", roles_label(settings, &e.roles)),
+                    );
+                    if !recorded_enrolled {
+                        link(e, &mut corrections);
+                        corrections.push(MoodleSyncEvent::Enrolled {
+                            participant_id: id.clone(),
+                            moodle_user_id: e.user_id,
+                            role_id: e
+                                .roles
+                                .first()
+                                .copied()
+                                .unwrap_or_else(|| settings.role_id(p.participant.role)),
+                            caused_by: cause,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.corrections = corrections;
+    out
+}

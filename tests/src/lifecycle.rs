@@ -1,0 +1,433 @@
+//! The seed's table as a tiny model: commands on environments and events, the domain's rules
+//! (which commands are accepted), and what Moodle must hold once the saga has converged.
+//!
+//! | phase (linked environment) | Moodle                                                         |
+//! |----------------------------|----------------------------------------------------------------|
+//! | deployed                   | one course `ovle-<id>` in category 2, visible; every participant enrolled with their role (instructor 3, student 5) |
+//! | ended                      | the course hidden; only the instructors enrolled                |
+//! | deleted                    | no course (`MOODLE_DELETE_COURSE_ON_EVENT_DELETE=true`)         |
+//!
+//! An event of an environment without a template has no course at all. Accounts: one per
+//! person (no two accounts share an email case-insensitively or a username), and the engine
+//! creates accounts only for people who were participants of a linked event.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::participant::ParticipantInput;
+use moodle::sim::{SimState, EVENTS_CATEGORY_ID};
+use serde_json::{json, Value};
+
+pub const INSTRUCTOR_ROLE: i64 = 3;
+pub const STUDENT_ROLE: i64 = 5;
+
+/// A participant as OpenVLE sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: String,
+    pub email: String,
+    pub instructor: bool,
+}
+
+impl Person {
+    pub fn new(id: &str, email: &str, instructor: bool) -> Person {
+        Person {
+            id: id.into(),
+            email: email.into(),
+            instructor,
+        }
+    }
+
+    pub fn role(&self) -> &'static str {
+        if self.instructor {
+            "instructor"
+        } else {
+            "student"
+        }
+    }
+
+    pub fn role_id(&self) -> i64 {
+        if self.instructor {
+            INSTRUCTOR_ROLE
+        } else {
+            STUDENT_ROLE
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "email": self.email,
+            "first_name": "First",
+            "last_name": format!("Last {}", self.id),
+            "role": self.role(),
+        })
+    }
+
+    pub fn input(&self) -> ParticipantInput {
+        ParticipantInput {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            username: None,
+            first_name: "First".into(),
+            last_name: format!("Last {}", self.id),
+            role: self.role().into(),
+        }
+    }
+}
+
+/// A command of OpenVLE core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    Environment {
+        id: String,
+        template: Option<i64>,
+    },
+    Deploy {
+        event: String,
+        env: String,
+        people: Vec<Person>,
+    },
+    Add {
+        event: String,
+        person: Person,
+    },
+    Remove {
+        event: String,
+        participant: String,
+    },
+    End {
+        event: String,
+    },
+    Delete {
+        event: String,
+    },
+}
+
+impl Cmd {
+    pub fn event(&self) -> Option<&str> {
+        match self {
+            Cmd::Environment { .. } => None,
+            Cmd::Deploy { event, .. }
+            | Cmd::Add { event, .. }
+            | Cmd::Remove { event, .. }
+            | Cmd::End { event }
+            | Cmd::Delete { event } => Some(event),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Deployed,
+    Ended,
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelEvent {
+    pub linked: bool,
+    pub phase: Phase,
+    pub participants: BTreeMap<String, Person>,
+}
+
+/// The model: environments, events, and the accounts that may exist.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub envs: BTreeMap<String, Option<i64>>,
+    pub events: BTreeMap<String, ModelEvent>,
+    /// Lowercased emails of everyone who was ever a participant of a linked event.
+    pub linked_emails: BTreeSet<String>,
+    /// Lowercased emails of accounts made in Moodle by hand before the test.
+    pub preexisting: BTreeSet<String>,
+}
+
+impl Model {
+    /// Applies `cmd` if the domain accepts it; returns whether it did.
+    pub fn apply(&mut self, cmd: &Cmd) -> bool {
+        match cmd {
+            Cmd::Environment { id, template } => {
+                self.envs.insert(id.clone(), *template);
+                true
+            }
+            Cmd::Deploy { event, env, people } => {
+                if self.events.contains_key(event) {
+                    return false;
+                }
+                let Some(template) = self.envs.get(env) else {
+                    return false;
+                };
+                let ids: BTreeSet<_> = people.iter().map(|p| &p.id).collect();
+                let emails: BTreeSet<_> = people.iter().map(|p| p.email.to_lowercase()).collect();
+                if ids.len() != people.len() || emails.len() != people.len() {
+                    return false;
+                }
+                let linked = template.is_some();
+                if linked {
+                    self.linked_emails.extend(emails);
+                }
+                self.events.insert(
+                    event.clone(),
+                    ModelEvent {
+                        linked,
+                        phase: Phase::Deployed,
+                        participants: people.iter().map(|p| (p.id.clone(), p.clone())).collect(),
+                    },
+                );
+                true
+            }
+            Cmd::Add { event, person } => {
+                let Some(e) = self.events.get_mut(event) else {
+                    return false;
+                };
+                let email = person.email.to_lowercase();
+                if e.phase != Phase::Deployed
+                    || e.participants.contains_key(&person.id)
+                    || e
+                        .participants
+                        .values()
+                        .any(|p| p.email.to_lowercase() == email)
+                {
+                    return false;
+                }
+                if e.linked {
+                    self.linked_emails.insert(email);
+                }
+                e.participants.insert(person.id.clone(), person.clone());
+                true
+            }
+            Cmd::Remove { event, participant } => match self.events.get_mut(event) {
+                Some(e) if e.phase == Phase::Deployed => {
+                    e.participants.remove(participant).is_some()
+                }
+                _ => false,
+            },
+            Cmd::End { event } => match self.events.get_mut(event) {
+                Some(e) if e.phase == Phase::Deployed => {
+                    e.phase = Phase::Ended;
+                    true
+                }
+                _ => false,
+            },
+            Cmd::Delete { event } => match self.events.get_mut(event) {
+                Some(e) if e.phase != Phase::Deleted => {
+                    e.phase = Phase::Deleted;
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// email (lowercased) → role id that must be enrolled in `event`'s course, or None when the
+    /// event must have no course.
+    pub fn expected_course(&self, event: &str) -> Option<(bool, BTreeMap<String, i64>)> {
+        let e = self.events.get(event)?;
+        if !e.linked {
+            return None;
+        }
+        let visible = match e.phase {
+            Phase::Deployed => true,
+            Phase::Ended => false,
+            Phase::Deleted => return None,
+        };
+        let enrolled = e
+            .participants
+            .values()
+            .filter(|p| visible || p.instructor)
+            .map(|p| (p.email.to_lowercase(), p.role_id()))
+            .collect();
+        Some((visible, enrolled))
+    }
+
+    /// Whether Moodle (`state`) holds exactly what the model says. The error lists every
+    /// difference.
+    pub fn check(&self, state: &SimState) -> Result<(), String> {
+        let mut problems = Vec::new();
+        // Accounts: no duplicates, and only the people the engine had reason to create.
+        let mut by_email: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let mut by_username: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for u in state.users.values() {
+            by_email
+                .entry(u.email.to_lowercase())
+                .or_default()
+                .push(u.id);
+            by_username
+                .entry(u.username.clone())
+                .or_default()
+                .push(u.id);
+            if u.id >= 4
+                && !self.linked_emails.contains(&u.email.to_lowercase())
+                && !self.preexisting.contains(&u.email.to_lowercase())
+            {
+                problems.push(format!(
+                    "account {} <{}> belongs to no participant of a linked event",
+                    u.username, u.email
+                ));
+            }
+        }
+        for (email, ids) in by_email.iter().filter(|(_, ids)| ids.len() > 1) {
+            problems.push(format!("{} accounts share the email {email}: {ids:?}", ids.len()));
+        }
+        for (name, ids) in by_username.iter().filter(|(_, ids)| ids.len() > 1) {
+            problems.push(format!("{} accounts share the username {name}: {ids:?}", ids.len()));
+        }
+        // Courses.
+        for c in state.courses.values() {
+            if let Some(id) = c.shortname.strip_prefix("ovle-") {
+                if !self.events.contains_key(id) {
+                    problems.push(format!("course {} belongs to no event", c.shortname));
+                }
+            }
+        }
+        for id in self.events.keys() {
+            if let Err(e) = self.check_event(state, id) {
+                problems.push(e);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// Whether `event`'s course is exactly what the model says.
+    pub fn check_event(&self, state: &SimState, id: &str) -> Result<(), String> {
+        let mut problems: Vec<String> = Vec::new();
+        let shortname = format!("ovle-{id}");
+        let courses: Vec<_> = state
+            .courses
+            .values()
+            .filter(|c| c.shortname == shortname)
+            .collect();
+        match (self.expected_course(id), courses.as_slice()) {
+            (None, []) => {}
+            (None, found) => problems.push(format!(
+                "event {id} must have no course, found {:?}",
+                found.iter().map(|c| c.id).collect::<Vec<_>>()
+            )),
+            (Some(_), []) => problems.push(format!("event {id} has no course")),
+            (Some((visible, wanted)), [course]) => {
+                if course.categoryid != EVENTS_CATEGORY_ID {
+                    problems.push(format!(
+                        "course of {id} in category {}",
+                        course.categoryid
+                    ));
+                }
+                if course.visible != visible {
+                    problems.push(format!(
+                        "course of {id}: visible {} instead of {visible}",
+                        course.visible
+                    ));
+                }
+                let got: BTreeMap<String, (Vec<i64>, bool)> = state
+                    .enrolments
+                    .get(&course.id)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .map(|e| {
+                        let mut roles = e.roles.clone();
+                        roles.sort_unstable();
+                        let email = state
+                            .users
+                            .get(&e.user_id)
+                            .map(|u| u.email.to_lowercase())
+                            .unwrap_or_else(|| format!("<no user {}>", e.user_id));
+                        (email, (roles, e.suspended))
+                    })
+                    .collect();
+                let want: BTreeMap<String, (Vec<i64>, bool)> = wanted
+                    .into_iter()
+                    .map(|(email, role)| (email, (vec![role], false)))
+                    .collect();
+                if got != want {
+                    problems.push(format!(
+                        "enrolments of {id} (course {}): got {got:?}, want {want:?}",
+                        course.id
+                    ));
+                }
+            }
+            (Some(_), found) => problems.push(format!(
+                "event {id} has {} courses: {:?}",
+                found.len(),
+                found.iter().map(|c| c.id).collect::<Vec<_>>()
+            )),
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+}
+
+/// Runs `cmd` through the domain and the store (as the API would); `Err` carries the domain's
+/// refusal code.
+pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
+    use domain::environment::{Environment, EnvironmentCommand};
+    use domain::event::{EventCommand, VleEvent};
+    use store::{CommandError, CommandMeta};
+
+    fn map(e: CommandError<domain::DomainError>) -> String {
+        match e {
+            CommandError::Rejected(e) => e.code().to_string(),
+            other => panic!("the store failed: {other}"),
+        }
+    }
+    let meta = CommandMeta::new("test");
+    let (event, command) = match cmd {
+        Cmd::Environment { id, template } => {
+            return store
+                .execute::<Environment>(
+                    id,
+                    EnvironmentCommand::Put {
+                        id: id.clone(),
+                        name: format!("Environment {id}"),
+                        moodle_template_course_id: *template,
+                    },
+                    &meta,
+                )
+                .await
+                .map(|_| ())
+                .map_err(map);
+        }
+        Cmd::Deploy { event, env, people } => {
+            let environment = store
+                .load::<Environment>(env)
+                .await
+                .expect("load environment")
+                .map(|(e, _)| e);
+            (
+                event,
+                EventCommand::Deploy {
+                    id: event.clone(),
+                    environment_id: env.clone(),
+                    name: format!("Lab {event}"),
+                    participants: people.iter().map(Person::input).collect(),
+                    environment,
+                },
+            )
+        }
+        Cmd::Add { event, person } => (
+            event,
+            EventCommand::AddParticipant {
+                participant: person.input(),
+            },
+        ),
+        Cmd::Remove { event, participant } => (
+            event,
+            EventCommand::RemoveParticipant {
+                participant_id: participant.clone(),
+            },
+        ),
+        Cmd::End { event } => (event, EventCommand::End),
+        Cmd::Delete { event } => (event, EventCommand::Delete),
+    };
+    store
+        .execute::<VleEvent>(event, command, &meta)
+        .await
+        .map(|_| ())
+        .map_err(map)
+}
+
