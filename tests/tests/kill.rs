@@ -384,15 +384,14 @@ async fn sigkill_lifecycle(db_url: String, seed: u64) {
         );
     }
     // No event was ever duplicated twice (a retry after a lost answer or a kill looks first).
+    // Course ids are never reused, so the simulator's next id counts every course ever made,
+    // including those of deleted events and calls whose answer never reached the log.
     let counts = sim.call_counts();
-    let linked = model.events.values().filter(|e| e.linked).count() as u64;
-    let duplications = counts
-        .get("core_course_duplicate_course")
-        .copied()
-        .unwrap_or(0);
+    let linked = model.events.values().filter(|e| e.linked).count() as i64;
+    let made = snapshot.next_course_id - 3;
     assert!(
-        duplications <= linked,
-        "{duplications} duplications for {linked} linked events: {counts:?}"
+        made <= linked,
+        "{made} courses made for {linked} linked events: {counts:?}"
     );
     let lost = sim
         .calls()
@@ -558,6 +557,7 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
     model.check(&sim.snapshot()).unwrap();
     let counts = sim.call_counts();
     assert_eq!(counts.get("core_course_duplicate_course"), Some(&6), "{counts:?}");
+    assert_eq!(sim.snapshot().next_course_id - 3, 6, "six courses made");
     let created: usize = sim
         .calls()
         .iter()

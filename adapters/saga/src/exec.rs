@@ -182,11 +182,10 @@ pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Ste
             cause,
         } => match find_course(client, shortname).await {
             // Adopted: the next plan deletes it.
-            Ok(Some(course)) => out.facts.extend(adopted_course(
-                &course,
-                *template_course_id,
-                cause.event_id,
-            )),
+            Ok(Some(course)) => {
+                out.facts
+                    .extend(adopted_course(&course, *template_course_id, cause.event_id))
+            }
             Ok(None) => out.facts.push(MoodleSyncEvent::CourseAbsent {
                 shortname: shortname.clone(),
                 caused_by: cause.event_id,
@@ -622,10 +621,10 @@ async fn remove(
         {
             Ok(users) => users,
             Err(e) => {
-                if item_specific(&e) || e.errorcode() == Some("invalidrecord") {
-                    if course_gone(client, course_id, &mut checked, out).await {
-                        return;
-                    }
+                if (item_specific(&e) || e.errorcode() == Some("invalidrecord"))
+                    && course_gone(client, course_id, &mut checked, out).await
+                {
+                    return;
                 }
                 return out.fail(Failure::of(&e));
             }

@@ -38,8 +38,7 @@ use domain::event::VleEvent;
 use domain::moodle_sync::{DriftKind, DriftNote, MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
 use moodle::{CourseField, EnrolledFilter, MoodleClient, MoodleError, UserField};
 use projections::saga::{
-    reconcile, to_observe, Desired, DriftRow, Observe, Observed, ObservedCourse,
-    ObservedEnrolment,
+    reconcile, to_observe, Desired, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment,
 };
 use store::{CommandError, CommandMeta};
 
@@ -184,9 +183,8 @@ impl ReconcileReport {
             ));
         }
         match self.mode {
-            ReconcileMode::DryRun if !self.drift.is_empty() => {
-                out.push_str("dry run: nothing changed; run again with --apply to converge Moodle\n")
-            }
+            ReconcileMode::DryRun if !self.drift.is_empty() => out
+                .push_str("dry run: nothing changed; run again with --apply to converge Moodle\n"),
             ReconcileMode::Apply if !self.drift.is_empty() => {
                 let corrections: usize = self.events.iter().map(|e| e.corrections).sum();
                 out.push_str(&format!(
@@ -384,16 +382,14 @@ impl Worker {
             };
             report.checked += 1;
             let outcome = match mode {
-                ReconcileMode::DryRun => {
-                    (!compared.rows.is_empty()).then(|| EventReconcile {
-                        event_id: id.clone(),
-                        remaining: compared.rows.clone(),
-                        drift: compared.rows,
-                        corrections: 0,
-                        saga_state: None,
-                        note: None,
-                    })
-                }
+                ReconcileMode::DryRun => (!compared.rows.is_empty()).then(|| EventReconcile {
+                    event_id: id.clone(),
+                    remaining: compared.rows.clone(),
+                    drift: compared.rows,
+                    corrections: 0,
+                    saga_state: None,
+                    note: None,
+                }),
                 ReconcileMode::Report => {
                     let notes = notes(&compared.rows);
                     if notes != compared.recorded.drift {
@@ -627,7 +623,10 @@ mod tests {
             Ok(Some(true))
         );
         let e = ReconcileSchedule::parse(Some("5m"), None).unwrap_err();
-        assert!(e.to_string().starts_with("MOODLE_RECONCILE_INTERVAL"), "{e}");
+        assert!(
+            e.to_string().starts_with("MOODLE_RECONCILE_INTERVAL"),
+            "{e}"
+        );
         let e = ReconcileSchedule::parse(Some("60"), Some("maybe")).unwrap_err();
         assert!(e.to_string().starts_with("MOODLE_RECONCILE_APPLY"), "{e}");
     }

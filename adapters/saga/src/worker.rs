@@ -254,9 +254,13 @@ impl Worker {
     pub async fn process_event(&self, event_id: &str) -> Result<Option<WorkState>, SagaError> {
         self.ensure_schema().await?;
         let store = &self.inner.store;
-        if let Some(claim) =
-            db::claim_event(store, &self.inner.config.worker_id, event_id, self.lease_until())
-                .await?
+        if let Some(claim) = db::claim_event(
+            store,
+            &self.inner.config.worker_id,
+            event_id,
+            self.lease_until(),
+        )
+        .await?
         {
             self.work(claim).await;
         }
@@ -297,7 +301,8 @@ impl Worker {
         // The scheduled reconcile: one pass at a time, in its own task.
         let schedule = cfg.reconcile.filter(|_| self.inner.settings.enabled);
         let mut reconcile_timer = schedule.map(|s| {
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + s.interval, s.interval);
+            let mut t =
+                tokio::time::interval_at(tokio::time::Instant::now() + s.interval, s.interval);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             t
         });

@@ -162,7 +162,10 @@ async fn hand_made_drift(env: Env) {
     );
     assert!(!dry.is_clean());
     let table = dry.render_table();
-    assert!(table.contains("EXPECTED") && table.contains("enrolment of s1"), "{table}");
+    assert!(
+        table.contains("EXPECTED") && table.contains("enrolment of s1"),
+        "{table}"
+    );
     assert!(serde_json::to_value(&dry).unwrap()["drift"][0]["expected"].is_string());
     assert_eq!(env.sim.snapshot(), before, "a dry run changed Moodle");
     assert_eq!(env.store.head().await.unwrap(), head, "a dry run wrote");
@@ -186,13 +189,17 @@ async fn hand_made_drift(env: Env) {
         .position(|e| matches!(e, MoodleSyncEvent::DriftObserved { applied: true, drift, .. } if drift.len() == 2))
         .expect("DriftObserved recorded");
     // The corrections right after it: what Moodle held (s1 out, t1 suspended).
-    assert!(matches!(
-        &story[observed + 1..observed + 3],
-        [
-            MoodleSyncEvent::Suspended { participant_id: a, .. },
-            MoodleSyncEvent::Unenrolled { participant_id: b, .. },
-        ] if a == "t1" && b == "s1"
-    ), "{:?}", &story[observed..]);
+    assert!(
+        matches!(
+            &story[observed + 1..observed + 3],
+            [
+                MoodleSyncEvent::Suspended { participant_id: a, .. },
+                MoodleSyncEvent::Unenrolled { participant_id: b, .. },
+            ] if a == "t1" && b == "s1"
+        ),
+        "{:?}",
+        &story[observed..]
+    );
     assert!(story[observed..].iter().any(|e| matches!(
         e,
         MoodleSyncEvent::Enrolled { participant_id, caused_by, .. }
@@ -251,9 +258,14 @@ async fn wiped(env: Env) {
     let before = env.sim.snapshot();
     let dry = reconcile(&w, None, ReconcileMode::DryRun).await;
     let live = kinds(&dry, "live");
-    assert!(live.contains(&(DriftKind::CourseMissing, "course".into())), "{live:?}");
+    assert!(
+        live.contains(&(DriftKind::CourseMissing, "course".into())),
+        "{live:?}"
+    );
     assert_eq!(
-        live.iter().filter(|(k, _)| *k == DriftKind::Account).count(),
+        live.iter()
+            .filter(|(k, _)| *k == DriftKind::Account)
+            .count(),
         3,
         "{}",
         dry.render_table()
@@ -291,7 +303,11 @@ async fn wiped(env: Env) {
     // The worker has nothing left to do either.
     env.sim.reset_calls();
     idle(&w).await;
-    assert!(env.sim.call_counts().is_empty(), "{:?}", env.sim.call_counts());
+    assert!(
+        env.sim.call_counts().is_empty(),
+        "{:?}",
+        env.sim.call_counts()
+    );
 }
 
 #[tokio::test]
@@ -394,7 +410,12 @@ async fn scheduled_reconcile_applies_when_configured() {
         }),
         ..config("sched")
     };
-    let worker = Worker::new(env.store.clone(), Some(env.client.clone()), del_settings(), cfg);
+    let worker = Worker::new(
+        env.store.clone(),
+        Some(env.client.clone()),
+        del_settings(),
+        cfg,
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(worker.run(async move {
         let _ = rx.await;
@@ -448,7 +469,9 @@ async fn unknown_enrol_then_removal(mode: RemovalMode, end: bool) {
     let course = env.course("ev").unwrap();
     // Moodle applied it; the saga does not know.
     assert_eq!(env.enrolments(course.id).len(), 2);
-    assert!(recorded(&env, "ev").await.participants["s1"].enrolment.is_none());
+    assert!(recorded(&env, "ev").await.participants["s1"]
+        .enrolment
+        .is_none());
 
     if end {
         env.event("ev", EventCommand::End).await;
@@ -501,7 +524,8 @@ async fn gap_a_suspend_mode_never_enrols_someone_absent() {
         },
     );
     env.environment("env1", Some(TEMPLATE)).await;
-    env.deploy("ev", "env1", vec![person("s1", "student")]).await;
+    env.deploy("ev", "env1", vec![person("s1", "student")])
+        .await;
     // The enrol fails without effect (the saga does not know that).
     env.sim.push_fault(
         Some("enrol_manual_enrol_users"),
@@ -517,7 +541,10 @@ async fn gap_a_suspend_mode_never_enrols_someone_absent() {
     w.feed().await.unwrap();
     let state = w.process_event("ev").await.unwrap().unwrap();
     assert!(state.done, "{state:?}");
-    assert!(env.enrolments(course.id).is_empty(), "suspending enrolled someone absent");
+    assert!(
+        env.enrolments(course.id).is_empty(),
+        "suspending enrolled someone absent"
+    );
 }
 
 /// (b) A course whose creation answer was lost and never recorded, on an event then deleted
@@ -536,7 +563,8 @@ async fn gap_b_unrecorded_course_of_a_deleted_event_is_deleted() {
         },
     );
     env.environment("env1", Some(TEMPLATE)).await;
-    env.deploy("ev", "env1", vec![person("s1", "student")]).await;
+    env.deploy("ev", "env1", vec![person("s1", "student")])
+        .await;
     // What a duplication whose answer was lost, and whose look-up after it failed too, leaves:
     // the course in Moodle, only a failure in the record.
     env.sim.with_state(|s| {
@@ -578,7 +606,10 @@ async fn gap_b_unrecorded_course_of_a_deleted_event_is_deleted() {
     w.feed().await.unwrap();
     let state = w.process_event("ev").await.unwrap().unwrap();
     assert!(state.done, "{state:?}");
-    assert!(env.course("ev").is_none(), "the unrecorded course was left behind");
+    assert!(
+        env.course("ev").is_none(),
+        "the unrecorded course was left behind"
+    );
     assert!(recorded(&env, "ev").await.course_deleted);
 }
 
@@ -596,7 +627,8 @@ async fn gap_c_transient_failures_park_after_max_attempts() {
         },
     );
     env.environment("env1", Some(TEMPLATE)).await;
-    env.deploy("ev", "env1", vec![person("s1", "student")]).await;
+    env.deploy("ev", "env1", vec![person("s1", "student")])
+        .await;
     env.sim.update_faults(|f| {
         f.transient_error_rate = 1.0;
         f.transient_kind = TransientKind::Http503;
@@ -608,7 +640,11 @@ async fn gap_c_transient_failures_park_after_max_attempts() {
     assert!(reason.contains("gave up after 3 attempts"), "{reason}");
     let status = saga::status(&env.store).await.unwrap();
     assert_eq!(status.parked.len(), 1);
-    assert!(status.parked[0].reason.as_deref().unwrap().contains("3 times"));
+    assert!(status.parked[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("3 times"));
     // Moodle back, an operator resumes: done.
     env.sim.update_faults(|f| f.transient_error_rate = 0.0);
     assert!(saga::retry(&env.store, "ev", "op").await.unwrap());
@@ -632,5 +668,8 @@ async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled() {
     let on = env.worker(settings(), "on");
     idle(&on).await;
     let course = env.course("early").expect("provisioned once enabled");
-    assert_eq!(env.enrolments(course.id)["s1@example.org"], (vec![5], false));
+    assert_eq!(
+        env.enrolments(course.id)["s1@example.org"],
+        (vec![5], false)
+    );
 }

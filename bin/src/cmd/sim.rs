@@ -3,11 +3,21 @@
 use crate::cli::SimArgs;
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let mut faults = moodle::sim::Faults::default();
-    faults.latency_ms = args.latency_ms;
-    faults.duplicate_latency_ms = args.duplicate_latency_ms;
-    faults.transient_error_rate = args.transient_error_rate;
-    faults.lose_response_rate = args.lose_response_rate;
+    for (flag, rate) in [
+        ("--transient-error-rate", args.transient_error_rate),
+        ("--lose-response-rate", args.lose_response_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            anyhow::bail!("{flag}: expected a share between 0.0 and 1.0, got {rate}");
+        }
+    }
+    let faults = moodle::sim::Faults {
+        latency_ms: args.latency_ms,
+        duplicate_latency_ms: args.duplicate_latency_ms,
+        transient_error_rate: args.transient_error_rate,
+        lose_response_rate: args.lose_response_rate,
+        ..Default::default()
+    };
     let cfg = moodle::sim::SimConfig {
         token: args.token,
         seed: args.seed,

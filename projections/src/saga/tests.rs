@@ -778,3 +778,142 @@ fn desired_fold_tracks_causes() {
     assert_eq!(cause(1).event_id, domain::event_id_of("event", "ev1", 1));
     assert_eq!(course_shortname("ev1"), "ovle-ev1");
 }
+
+mod reconcile_pure {
+    use super::*;
+    use crate::saga::reconcile::{reconcile, Observed, ObservedCourse, ObservedEnrolment};
+    use domain::moodle_sync::DriftKind;
+
+    fn in_sync() -> (Desired, MoodleSync) {
+        let d = desired(vec![deployed(
+            Some(42),
+            vec![person("t", Role::Instructor), person("s", Role::Student)],
+        )]);
+        let mut r = MoodleSync::default();
+        converge(&d, &mut r, &settings());
+        (d, r)
+    }
+
+    /// What Moodle holds when it is exactly as recorded.
+    fn mirror(r: &MoodleSync) -> Observed {
+        let course = ObservedCourse {
+            id: r.course_id.unwrap(),
+            shortname: "ovle-ev1".into(),
+            category_id: 7,
+            visible: r.course_visible,
+        };
+        Observed {
+            recorded_course: Some(course),
+            course_by_shortname: None,
+            enrolments: r
+                .participants
+                .iter()
+                .filter(|(_, p)| p.enrolment == Some(EnrolmentState::Enrolled))
+                .map(|(id, p)| ObservedEnrolment {
+                    user_id: p.moodle_user_id.unwrap(),
+                    username: id.clone(),
+                    email: Some(format!("{id}@example.org")),
+                    roles: vec![p.role_id.unwrap()],
+                    suspended: false,
+                })
+                .collect(),
+            missing_users: Default::default(),
+        }
+    }
+
+    fn apply(r: &mut MoodleSync, facts: Vec<MoodleSyncEvent>) {
+        for f in facts {
+            r.check(&f).expect("accepted");
+            r.apply(f);
+        }
+    }
+
+    #[test]
+    fn no_drift_when_moodle_is_as_recorded() {
+        let (d, r) = in_sync();
+        let rec = reconcile(&d, &r, &mirror(&r), &settings());
+        assert!(rec.rows.is_empty(), "{:?}", rec.rows);
+        assert!(rec.corrections.is_empty());
+    }
+
+    #[test]
+    fn a_hand_unenrol_is_recorded_and_the_planner_enrols_again() {
+        let (d, mut r) = in_sync();
+        let mut o = mirror(&r);
+        let uid = r.participants["s"].moodle_user_id.unwrap();
+        o.enrolments.retain(|e| e.user_id != uid);
+        let rec = reconcile(&d, &r, &o, &settings());
+        assert_eq!(rec.rows.len(), 1);
+        assert_eq!(rec.rows[0].note.kind, DriftKind::Enrolment);
+        assert_eq!(rec.rows[0].note.participant_id.as_deref(), Some("s"));
+        apply(&mut r, rec.corrections);
+        assert_eq!(converge(&d, &mut r, &settings()), ["enrol"]);
+    }
+
+    #[test]
+    fn a_course_shown_by_hand_on_an_ended_event_is_hidden_again() {
+        let (mut d, mut r) = in_sync();
+        d.apply(2, EventEvent::Ended);
+        converge(&d, &mut r, &settings());
+        let mut o = mirror(&r);
+        o.recorded_course.as_mut().unwrap().visible = Some(true);
+        let rec = reconcile(&d, &r, &o, &settings());
+        assert_eq!(rec.rows.len(), 1);
+        assert_eq!(rec.rows[0].note.kind, DriftKind::CourseVisibility);
+        apply(&mut r, rec.corrections);
+        assert_eq!(converge(&d, &mut r, &settings()), ["hide_course"]);
+    }
+
+    #[test]
+    fn a_lost_course_and_accounts_are_made_again() {
+        let (d, mut r) = in_sync();
+        let o = Observed {
+            missing_users: r
+                .participants
+                .values()
+                .filter_map(|p| p.moodle_user_id)
+                .collect(),
+            ..Observed::default()
+        };
+        let rec = reconcile(&d, &r, &o, &settings());
+        let kinds: Vec<DriftKind> = rec.rows.iter().map(|r| r.note.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                DriftKind::CourseMissing,
+                DriftKind::Account,
+                DriftKind::Account
+            ]
+        );
+        apply(&mut r, rec.corrections);
+        assert_eq!(
+            converge(&d, &mut r, &settings()),
+            ["ensure_course", "link_users", "enrol"]
+        );
+    }
+
+    #[test]
+    fn a_deleted_events_course_found_again_is_adopted_then_deleted() {
+        let (mut d, mut r) = in_sync();
+        let del = SagaSettings {
+            delete_course_on_event_delete: true,
+            ..settings()
+        };
+        d.apply(2, EventEvent::Deleted);
+        converge(&d, &mut r, &del);
+        assert!(r.course_deleted);
+        let o = Observed {
+            course_by_shortname: Some(ObservedCourse {
+                id: 555,
+                shortname: "ovle-ev1".into(),
+                category_id: 7,
+                visible: Some(true),
+            }),
+            ..Observed::default()
+        };
+        let rec = reconcile(&d, &r, &o, &del);
+        assert_eq!(rec.rows[0].note.kind, DriftKind::CourseExists);
+        apply(&mut r, rec.corrections);
+        assert_eq!(converge(&d, &mut r, &del), ["delete_course"]);
+    }
+}
