@@ -72,6 +72,18 @@ pub enum Command {
         /// The OpenVLE event id.
         event_id: String,
     },
+    /// Compare Moodle with what the log says, print the difference, and with `--apply` converge
+    /// Moodle through the saga (each correction recorded as a saga event).
+    Reconcile {
+        /// Only this OpenVLE event (default: every event with a Moodle side).
+        #[arg(long)]
+        event: Option<String>,
+        /// Fix the drift (without it nothing is changed, in Moodle or in the log).
+        #[arg(long)]
+        apply: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild every read model from position 0 (no Moodle call), then swap it in.
     Replay(crate::cmd::replay::ReplayArgs),
     /// Start the simulator and the engine on the embedded defaults and run one event through

@@ -39,6 +39,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = config::open_store(global).await?;
             cmd::audit_show::run(&store, &args).await?
         }
+        Command::Reconcile { event, apply, json } => {
+            let store = config::open_store(global).await?;
+            let settings = config::moodle_settings(global)?;
+            return cmd::reconcile::run(&store, &settings, event, apply, json).await;
+        }
         Command::Replay(args) => {
             let store = config::open_store(global).await?;
             let settings = config::moodle_settings(global)?;

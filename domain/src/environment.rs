@@ -32,11 +32,20 @@ pub enum EnvironmentCommand {
 /// What happened to an environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnvironmentEvent {
-    EnvironmentCreated { id: String, name: String },
-    EnvironmentRenamed { name: String },
+    EnvironmentCreated {
+        id: String,
+        name: String,
+    },
+    EnvironmentRenamed {
+        name: String,
+    },
     /// From now on, events deployed from this environment get a copy of this Moodle course.
-    TemplateLinked { course_id: i64 },
-    TemplateUnlinked { previous_course_id: i64 },
+    TemplateLinked {
+        course_id: i64,
+    },
+    TemplateUnlinked {
+        previous_course_id: i64,
+    },
 }
 
 impl DomainEvent for EnvironmentEvent {

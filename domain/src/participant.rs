@@ -159,8 +159,8 @@ mod tests {
             assert!(is_valid_email(ok), "{ok}");
         }
         for bad in [
-            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@@b.co", "a@b..co", ".a@b.co",
-            "a@-b.co", "<a@b.co>", "a\"@b.co",
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@@b.co", "a@b..co", ".a@b.co", "a@-b.co",
+            "<a@b.co>", "a\"@b.co",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }

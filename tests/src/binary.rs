@@ -23,7 +23,14 @@ pub fn binary() -> &'static Path {
         let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let status = Command::new(&cargo)
-            .args(["build", "-q", "-p", "openvle-moodle", "--bin", "openvle-moodle"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "openvle-moodle",
+                "--bin",
+                "openvle-moodle",
+            ])
             .current_dir(&root)
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cargo} build: {e}"));

@@ -182,8 +182,7 @@ impl Model {
                 let email = person.email.to_lowercase();
                 if e.phase != Phase::Deployed
                     || e.participants.contains_key(&person.id)
-                    || e
-                        .participants
+                    || e.participants
                         .values()
                         .any(|p| p.email.to_lowercase() == email)
                 {
@@ -266,10 +265,16 @@ impl Model {
             }
         }
         for (email, ids) in by_email.iter().filter(|(_, ids)| ids.len() > 1) {
-            problems.push(format!("{} accounts share the email {email}: {ids:?}", ids.len()));
+            problems.push(format!(
+                "{} accounts share the email {email}: {ids:?}",
+                ids.len()
+            ));
         }
         for (name, ids) in by_username.iter().filter(|(_, ids)| ids.len() > 1) {
-            problems.push(format!("{} accounts share the username {name}: {ids:?}", ids.len()));
+            problems.push(format!(
+                "{} accounts share the username {name}: {ids:?}",
+                ids.len()
+            ));
         }
         // Courses.
         for c in state.courses.values() {
@@ -309,10 +314,7 @@ impl Model {
             (Some(_), []) => problems.push(format!("event {id} has no course")),
             (Some((visible, wanted)), [course]) => {
                 if course.categoryid != EVENTS_CATEGORY_ID {
-                    problems.push(format!(
-                        "course of {id} in category {}",
-                        course.categoryid
-                    ));
+                    problems.push(format!("course of {id} in category {}", course.categoryid));
                 }
                 if course.visible != visible {
                     problems.push(format!(
@@ -359,7 +361,6 @@ impl Model {
             Err(problems.join("\n"))
         }
     }
-
 }
 
 /// Runs `cmd` through the domain and the store (as the API would); `Err` carries the domain's
@@ -430,4 +431,3 @@ pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
         .map(|_| ())
         .map_err(map)
 }
-

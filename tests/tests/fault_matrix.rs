@@ -82,7 +82,12 @@ impl Rig {
     }
 
     fn worker(&self, id: &str) -> Worker {
-        Worker::new(self.store().clone(), Some(self.client()), settings(), config(id))
+        Worker::new(
+            self.store().clone(),
+            Some(self.client()),
+            settings(),
+            config(id),
+        )
     }
 
     /// Applies `cmd` to the model and the log (both must accept it).
@@ -131,7 +136,9 @@ impl Rig {
             .sim
             .calls()
             .into_iter()
-            .filter(|c| c.function == function && (c.outcome == "ok" || c.outcome.starts_with("lost")))
+            .filter(|c| {
+                c.function == function && (c.outcome == "ok" || c.outcome.starts_with("lost"))
+            })
             .collect();
         (calls.len(), calls.iter().map(|c| c.batch_size).sum())
     }
@@ -361,7 +368,11 @@ async fn crash_after_moodle_applied_before_record(backend: Backend) {
             ],
         ),
         (
-            vec![add("a1", "s4", false), remove("a1", "s2"), remove("a2", "s3")],
+            vec![
+                add("a1", "s4", false),
+                remove("a1", "s2"),
+                remove("a2", "s3"),
+            ],
             vec![
                 "core_user_create_users",
                 "enrol_manual_enrol_users",
@@ -372,10 +383,7 @@ async fn crash_after_moodle_applied_before_record(backend: Backend) {
             vec![end("a1"), end("a2")],
             vec!["enrol_manual_unenrol_users", "core_course_update_courses"],
         ),
-        (
-            vec![delete("a2")],
-            vec!["core_course_delete_courses"],
-        ),
+        (vec![delete("a2")], vec!["core_course_delete_courses"]),
     ];
     for (round, (cmds, faults)) in phases.iter().enumerate() {
         rig.run_all(cmds).await;
@@ -448,7 +456,8 @@ async fn abort_right_after_a_record(backend: Backend) {
     };
     let people: Vec<(String, bool)> = (0..6).map(|i| (format!("k{i}"), i == 0)).collect();
     let refs: Vec<(&str, bool)> = people.iter().map(|(p, i)| (p.as_str(), *i)).collect();
-    rig.run_all(&[deploy("k", &refs), deploy("l", &refs[..3])]).await;
+    rig.run_all(&[deploy("k", &refs), deploy("l", &refs[..3])])
+        .await;
     let mut aborts = 0;
     for round in 0..12 {
         let before = rig.store().head().await.unwrap();
@@ -996,7 +1005,12 @@ async fn one_poisoned_event_while_others_proceed() {
             model.check_event(&snapshot, "ok1")?;
             model.check_event(&snapshot, "ok2")?;
             let s = saga::status(&store).await.map_err(|e| e.to_string())?;
-            if s.parked.iter().map(|p| p.event_id.as_str()).collect::<Vec<_>>() != ["poison"] {
+            if s.parked
+                .iter()
+                .map(|p| p.event_id.as_str())
+                .collect::<Vec<_>>()
+                != ["poison"]
+            {
                 return Err(format!("parked: {:?}", s.parked));
             }
             Ok(())
@@ -1006,12 +1020,17 @@ async fn one_poisoned_event_while_others_proceed() {
     let s = saga::status(rig.store()).await.unwrap();
     assert!(s.parked[0].reason.is_some(), "{:?}", s.parked);
     // The poisoned event's course is as it was: px not enrolled.
-    assert!(rig.model.check_event(&rig.sim.snapshot(), "poison").is_err());
+    assert!(rig
+        .model
+        .check_event(&rig.sim.snapshot(), "poison")
+        .is_err());
 
     // Fixed by hand, resumed by an operator.
     rig.sim.update_faults(|f| f.lose_response_rate = 0.0);
     assert!(rig.sim.set_manual_enrol(course, true));
-    assert!(saga::retry(rig.store(), "poison", "operator").await.unwrap());
+    assert!(saga::retry(rig.store(), "poison", "operator")
+        .await
+        .unwrap());
     w.wake();
     eventually("the resumed event converges", || {
         let snapshot = rig.sim.snapshot();

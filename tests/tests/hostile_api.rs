@@ -261,10 +261,7 @@ fn parse_response(mut raw: &[u8]) -> Result<Resp, String> {
     let body = if chunked {
         let mut body = Vec::new();
         let mut at = 0;
-        loop {
-            let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") {
             let size_text = String::from_utf8_lossy(&rest[at..at + eol]).to_string();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| format!("bad chunk size {size_text:?}"))?;
@@ -543,7 +540,14 @@ fn deep(kind: u8, depth: usize) -> Vec<u8> {
 }
 
 fn valid_participant(i: u32) -> Value {
-    participant(&format!("q{i:06}"), if i % 5 == 0 { "instructor" } else { "student" })
+    participant(
+        &format!("q{i:06}"),
+        if i.is_multiple_of(5) {
+            "instructor"
+        } else {
+            "student"
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -834,12 +838,15 @@ fn content_type() -> BoxedStrategy<Option<Vec<u8>>> {
 
 fn extra_headers() -> BoxedStrategy<Vec<(String, Vec<u8>)>> {
     let key = prop_oneof![
-        4 => Just(None),
-        3 => (1u8..5).prop_map(|k| Some(format!("key-{k}").into_bytes())),
-        1 => Just(Some(b"has space".to_vec())),
-        1 => Just(Some(vec![b'k'; 300])),
-        1 => Just(Some("ключ".as_bytes().to_vec())),
-        1 => Just(Some(Vec::new())),
+        8 => Just(None),
+        4 => (1u8..5).prop_map(|k| Some(format!("key-{k}").into_bytes())),
+        1 => prop_oneof![
+            Just(b"has space".to_vec()),
+            Just(vec![b'k'; 300]),
+            Just("ключ".as_bytes().to_vec()),
+            Just(Vec::new()),
+        ]
+        .prop_map(Some),
     ];
     let correlation = prop_oneof![
         3 => Just(None),
@@ -899,14 +906,23 @@ fn request() -> BoxedStrategy<Req> {
                 }
                 Some(Base::Environment) if !random_method => ("PUT".to_string(), Base::Environment),
                 Some(b) => (m, b),
-                None => (m, Base::Raw),
+                None if random_method => (m, Base::Raw),
+                // The route's own method, most of the time.
+                None if path.contains("/participants/") => ("DELETE".to_string(), Base::Raw),
+                None if path.ends_with("/end") || path.ends_with("/moodle/retry") => {
+                    ("POST".to_string(), Base::Raw)
+                }
+                None => ("GET".to_string(), Base::Raw),
             };
             (Just(path), Just(method), body_for(base))
         });
     let sized = (
         prop_oneof![
             Just(("/api/v1/events".to_string(), Base::Deploy)),
-            Just((format!("/api/v1/events/{EVENT}/participants"), Base::Participant)),
+            Just((
+                format!("/api/v1/events/{EVENT}/participants"),
+                Base::Participant
+            )),
             Just(("/api/v1/environments/env".to_string(), Base::Environment)),
         ],
         -2i64..=2,
@@ -933,51 +949,53 @@ fn request() -> BoxedStrategy<Req> {
         extra_headers(),
         prop_oneof![8 => Just(Framing::Length), 1 => (1usize..5000).prop_map(Framing::Chunked)],
     )
-        .prop_map(|((path, method, body), (auth, who), ctype, extra, framing)| {
-            let mut headers = Vec::new();
-            if let Some(a) = auth {
-                headers.push(("authorization".to_string(), a));
-            }
-            if let Some(c) = ctype {
-                headers.push(("content-type".to_string(), c));
-            }
-            headers.extend(extra);
-            let limit = limit_of(&method, &path);
-            // An invalid Idempotency-Key is refused before the body is read.
-            let bad_key = headers.iter().any(|(k, v)| {
-                k == "idempotency-key" && {
-                    let t = String::from_utf8_lossy(v).trim().to_string();
-                    t.is_empty() || t.len() > 255 || !t.chars().all(|c| c.is_ascii_graphic())
+        .prop_map(
+            |((path, method, body), (auth, who), ctype, extra, framing)| {
+                let mut headers = Vec::new();
+                if let Some(a) = auth {
+                    headers.push(("authorization".to_string(), a));
                 }
-            });
-            let routed_command = who == Who::Writer
-                && !bad_key
-                && ((method == "POST"
-                    && (path == "/api/v1/events"
-                        || path == format!("/api/v1/events/{EVENT}/participants")))
-                    || (method == "PUT" && path == "/api/v1/environments/env"));
-            let size = if !routed_command {
-                SizeExpectation::None
-            } else if body.len() > limit {
-                SizeExpectation::TooLarge
-            } else if body.len() + 2 >= limit {
-                SizeExpectation::Fits
-            } else {
-                SizeExpectation::None
-            };
-            let protocol_level = method.len() > 64 || path.len() > 8_000;
-            Req {
-                method,
-                target: path.into_bytes(),
-                headers,
-                body,
-                framing,
-                who,
-                size,
-                protocol_level,
-                limit,
-            }
-        })
+                if let Some(c) = ctype {
+                    headers.push(("content-type".to_string(), c));
+                }
+                headers.extend(extra);
+                let limit = limit_of(&method, &path);
+                // An invalid Idempotency-Key is refused before the body is read.
+                let bad_key = headers.iter().any(|(k, v)| {
+                    k == "idempotency-key" && {
+                        let t = String::from_utf8_lossy(v).trim().to_string();
+                        t.is_empty() || t.len() > 255 || !t.chars().all(|c| c.is_ascii_graphic())
+                    }
+                });
+                let routed_command = who == Who::Writer
+                    && !bad_key
+                    && ((method == "POST"
+                        && (path == "/api/v1/events"
+                            || path == format!("/api/v1/events/{EVENT}/participants")))
+                        || (method == "PUT" && path == "/api/v1/environments/env"));
+                let size = if !routed_command {
+                    SizeExpectation::None
+                } else if body.len() > limit {
+                    SizeExpectation::TooLarge
+                } else if body.len() + 2 >= limit {
+                    SizeExpectation::Fits
+                } else {
+                    SizeExpectation::None
+                };
+                let protocol_level = method.len() > 64 || path.len() > 8_000;
+                Req {
+                    method,
+                    target: path.into_bytes(),
+                    headers,
+                    body,
+                    framing,
+                    who,
+                    size,
+                    protocol_level,
+                    limit,
+                }
+            },
+        )
         .boxed()
 }
 
@@ -1047,7 +1065,10 @@ fn check_answer(
             "503 with an undocumented code {:?}",
             code
         );
-        prop_assert!(resp.header("retry-after").is_some(), "503 without Retry-After");
+        prop_assert!(
+            resp.header("retry-after").is_some(),
+            "503 without Retry-After"
+        );
     }
 
     let appended = head_after != head_before;
@@ -1155,6 +1176,31 @@ async fn hostile_app(backend: Backend) -> Option<TestApp> {
     Some(app)
 }
 
+/// A 503 `store_unavailable` is documented for a store that is down; with the store up, it is a
+/// request misclassified as an outage (a client would retry it forever).
+async fn store_really_unavailable(app: &TestApp, resp: &Resp) -> Result<(), TestCaseError> {
+    if resp.status == 503 {
+        let up = app.store().ping().await.is_ok();
+        prop_assert!(
+            !up,
+            "503 while the store answers: {}",
+            show(&resp.body, 300)
+        );
+    }
+    Ok(())
+}
+
+/// Whether the request carries a NUL character where an id may be (path, query or JSON body).
+fn has_nul(req: &Req) -> bool {
+    let target = String::from_utf8_lossy(&req.target).to_ascii_lowercase();
+    target.contains("%00")
+        || req.body.contains(&0)
+        || req
+            .body
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+}
+
 async fn healthz(app: &TestApp) -> Result<(), TestCaseError> {
     let resp = app
         .client
@@ -1173,10 +1219,17 @@ async fn one_case(app: &TestApp, addr: &str, req: &Req) -> Result<Option<String>
         .map_err(|e| TestCaseError::fail(format!("no answer: {e}")))?;
     let after = app.head().await;
     let code = check_answer(req, &resp, before, after)?;
+    // Known bug (see `nul_in_ids_regression::postgres`): on PostgreSQL a NUL in an id answers
+    // 503 store_unavailable. Those requests are held to the rest of the properties only.
+    if !(app.db.backend == Backend::Postgres && has_nul(req)) {
+        store_really_unavailable(app, &resp).await?;
+    }
     healthz(app).await?;
     let p = panics();
     prop_assert!(p.is_empty(), "panicked: {p:?}");
-    Ok(code.map(|c| format!("{} {c}", resp.status)).or(Some(resp.status.to_string())))
+    Ok(code
+        .map(|c| format!("{} {c}", resp.status))
+        .or(Some(resp.status.to_string())))
 }
 
 async fn hostile_requests(backend: Backend) {
@@ -1192,22 +1245,33 @@ async fn hostile_requests(backend: Backend) {
     let seen = Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     let handle = tokio::runtime::Handle::current();
     let result = tokio::task::block_in_place(|| {
-        runner(n).run(&request(), |req| {
-            let outcome = handle.block_on(one_case(&app, &addr, &req))?;
-            if let Some(o) = outcome {
-                *seen.lock().unwrap().entry(o).or_default() += 1;
-            }
-            Ok(())
-        })
+        runner(n)
+            .run(&request(), |req| {
+                let outcome = handle.block_on(one_case(&app, &addr, &req))?;
+                if let Some(o) = outcome {
+                    *seen.lock().unwrap().entry(o).or_default() += 1;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
     });
     let seen = seen.into_inner().unwrap();
-    eprintln!("{backend:?}: {n} hostile requests (seed {}), answers: {seen:?}", seed());
+    eprintln!(
+        "{backend:?}: {n} hostile requests (seed {}), answers: {seen:?}",
+        seed()
+    );
     if let Err(e) = result {
         panic!("{e}");
     }
     // The generator reaches the interesting answers, not only one kind of refusal.
     let has = |prefix: &str| seen.keys().any(|k| k.starts_with(prefix));
-    for expected in ["202", "400 malformed_json", "400 invalid_request", "401", "413"] {
+    for expected in [
+        "202",
+        "400 malformed_json",
+        "400 invalid_request",
+        "401",
+        "413",
+    ] {
         assert!(has(expected), "no {expected:?} answer among {seen:?}");
     }
     let verify = app.store().verify().await.expect("verify");
@@ -1247,12 +1311,7 @@ async fn expect(app: &TestApp, r: &Req, status: u16, code: Option<&str>) -> Resp
     let after = app.head().await;
     let got = check_answer(r, &resp, before, after);
     assert!(got.is_ok(), "{r:?}: {got:?}");
-    assert_eq!(
-        resp.status,
-        status,
-        "{r:?}: {}",
-        show(&resp.body, 300)
-    );
+    assert_eq!(resp.status, status, "{r:?}: {}", show(&resp.body, 300));
     if let Some(c) = code {
         assert_eq!(got.unwrap().as_deref(), Some(c), "{r:?}");
     }
@@ -1315,7 +1374,12 @@ async fn default_limits(backend: Backend) {
         expect(&app, &r, status, None).await;
     }
     // A 1 MiB + 1 body on a route without a body (end) is refused before anything runs.
-    let r = req("POST", &format!("/api/v1/events/{id}/end"), json, vec![b' '; limit + 1]);
+    let r = req(
+        "POST",
+        &format!("/api/v1/events/{id}/end"),
+        json,
+        vec![b' '; limit + 1],
+    );
     expect(&app, &r, 413, Some("payload_too_large")).await;
     // Environments take 1 MiB too.
     let env = pad_to(br#"{"name":"Padded"}"#.to_vec(), limit + 1);
@@ -1399,3 +1463,90 @@ async fn huge_headers(backend: Backend) {
 }
 
 both_backends!(hostile_requests, default_limits, deep_nesting, huge_headers);
+
+/// NUL characters (`%00` in a path, `\u0000` in a body) in every id the API looks up before
+/// validating: PostgreSQL refuses NUL in text, which must not become a 500.
+async fn nul_in_ids(backend: Backend) {
+    record_panics();
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.environment("env", None).await;
+    let id = app.deploy("env", 1).await;
+    let json = Some("application/json");
+    let cases = [
+        req("GET", "/api/v1/environments/%00", None, Vec::new()),
+        req("GET", "/api/v1/environments/env%00", None, Vec::new()),
+        req("PUT", "/api/v1/environments/%00", json, br#"{"name":"x"}"#.to_vec()),
+        req("PUT", "/api/v1/environments/env", json, br#"{"name":"a\u0000b"}"#.to_vec()),
+        req(
+            "POST",
+            "/api/v1/events",
+            json,
+            format!(
+                r#"{{"id":"{}","environment_id":"env\u0000","name":"x","participants":[]}}"#,
+                uuid::Uuid::new_v4()
+            )
+            .into_bytes(),
+        ),
+        req(
+            "DELETE",
+            &format!("/api/v1/events/{id}/participants/%00"),
+            None,
+            Vec::new(),
+        ),
+        req(
+            "POST",
+            &format!("/api/v1/events/{id}/participants"),
+            json,
+            br#"{"id":"a\u0000","email":"a@b.co","first_name":"A","last_name":"B","role":"student"}"#
+                .to_vec(),
+        ),
+        req("GET", "/api/v1/audit?stream=%00", None, Vec::new()),
+        req("GET", "/api/v1/audit?type=%00", None, Vec::new()),
+        req("GET", "/api/v1/audit?aggregate_type=%00", None, Vec::new()),
+    ];
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut failures = Vec::new();
+    for r in &cases {
+        let before = app.head().await;
+        let resp = send_raw(&addr, r).await.expect("answer");
+        let after = app.head().await;
+        let checked = match check_answer(r, &resp, before, after) {
+            Ok(_) => store_really_unavailable(&app, &resp).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
+            failures.push(format!(
+                "{} {} {}: {e}",
+                r.method,
+                show(&r.target, 80),
+                show(&r.body, 120)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{backend:?}: {failures:#?}");
+    healthz(&app).await.expect("healthz");
+    app.stop().await;
+}
+
+mod nul_in_ids_regression {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        nul_in_ids(Backend::Sqlite).await
+    }
+
+    /// BUG (store / api, PostgreSQL only): a NUL in an id that is looked up before it is
+    /// validated answers `503 store_unavailable` with `Retry-After: 1` while the database is
+    /// healthy, so a client retries a malformed request forever. Minimal inputs:
+    /// `GET /api/v1/environments/%00`, `GET /api/v1/audit?stream=%00`,
+    /// `PUT /api/v1/environments/%00 {"name":"x"}`, and a deploy with
+    /// `"environment_id":"env\u0000"`. Expected: 400/404/422 (SQLite answers so).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "bug: NUL in an id answers 503 store_unavailable on PostgreSQL"]
+    async fn postgres() {
+        nul_in_ids(Backend::Postgres).await
+    }
+}

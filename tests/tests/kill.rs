@@ -72,7 +72,9 @@ fn moodle_flags(sim: &SimHandle) -> Vec<String> {
 
 /// A deterministic UUID from the seeded generator (event ids must be UUIDs).
 fn uuid(rng: &mut StdRng) -> String {
-    uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.gen())
+        .into_uuid()
+        .to_string()
 }
 
 struct Http {
@@ -105,7 +107,10 @@ impl Http {
         let resp = rb.send().await.ok()?;
         let status = resp.status();
         let bytes = resp.bytes().await.ok()?;
-        Some((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Some((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     async fn get(&self, path: &str) -> Option<(StatusCode, Value)> {
@@ -157,8 +162,12 @@ impl Http {
                     "name": format!("Environment {id}"),
                     "moodle_template_course_id": template,
                 });
-                self.call(Method::PUT, &format!("/api/v1/environments/{id}"), Some(&body))
-                    .await
+                self.call(
+                    Method::PUT,
+                    &format!("/api/v1/environments/{id}"),
+                    Some(&body),
+                )
+                .await
             }
             Cmd::Deploy { event, env, people } => {
                 let body = serde_json::json!({
@@ -376,7 +385,10 @@ async fn sigkill_lifecycle(db_url: String, seed: u64) {
     proc.lock().unwrap().start();
     let t1 = t0.elapsed();
     let views = http.converge(&model, &proc).await;
-    println!("seed {seed}: commands done; chaos over after {t1:?}, converged after {:?}", t0.elapsed());
+    println!(
+        "seed {seed}: commands done; chaos over after {t1:?}, converged after {:?}",
+        t0.elapsed()
+    );
     let snapshot = sim.snapshot();
     if let Err(diff) = model.check(&snapshot) {
         panic!(
@@ -476,7 +488,13 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
             event: event.clone(),
             env: "lab".into(),
             people: (0..8)
-                .map(|i| Person::new(&format!("t{e}-{i}"), &format!("t{e}-{i}@example.org"), i == 0))
+                .map(|i| {
+                    Person::new(
+                        &format!("t{e}-{i}"),
+                        &format!("t{e}-{i}@example.org"),
+                        i == 0,
+                    )
+                })
                 .collect(),
         });
     }
@@ -490,10 +508,7 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
         assert!(started.elapsed() < DEADLINE, "the saga never called Moodle");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let status = proc
-        .lock()
-        .unwrap()
-        .terminate(Duration::from_secs(60));
+    let status = proc.lock().unwrap().terminate(Duration::from_secs(60));
     assert!(
         status.success(),
         "SIGTERM must stop cleanly (exit 0), got {status}; log:\n{}",
@@ -525,10 +540,7 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
                 "course {} of {id} exists in Moodle but was not recorded",
                 course.id
             );
-            let in_moodle = snapshot
-                .enrolments
-                .get(&course.id)
-                .map_or(0, |m| m.len());
+            let in_moodle = snapshot.enrolments.get(&course.id).map_or(0, |m| m.len());
             let recorded = sync
                 .participants
                 .values()
@@ -556,7 +568,11 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
     http.converge(&model, &proc).await;
     model.check(&sim.snapshot()).unwrap();
     let counts = sim.call_counts();
-    assert_eq!(counts.get("core_course_duplicate_course"), Some(&6), "{counts:?}");
+    assert_eq!(
+        counts.get("core_course_duplicate_course"),
+        Some(&6),
+        "{counts:?}"
+    );
     assert_eq!(sim.snapshot().next_course_id - 3, 6, "six courses made");
     let created: usize = sim
         .calls()

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use moodle::sim::{
-    LostKind, ScriptedFault, SimConfig, SimHandle, Simulator, TransientKind,
-    EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID,
+    LostKind, ScriptedFault, SimConfig, SimHandle, Simulator, TransientKind, EVENTS_CATEGORY_ID,
+    TEMPLATE_COURSE_ID,
 };
 use moodle::{ClientOptions, MoodleClient, Secret};
 use proptest::prelude::*;
@@ -60,15 +60,23 @@ enum Op {
         ev: usize,
     },
     /// The next `n` calls (any function) fail transiently, nothing applied.
-    Transient { n: usize, kind: u8 },
+    Transient {
+        n: usize,
+        kind: u8,
+    },
     /// The next call of a changing function is applied, then its answer lost.
-    Lost { function: usize, drop: bool },
+    Lost {
+        function: usize,
+        drop: bool,
+    },
     /// Let the worker run until nothing is pending.
     Run,
     /// Drop the worker and start a new one with the same id.
     Restart,
     /// A worker running in the background, aborted after `after_ms` (wherever it is).
-    Crash { after_ms: u64 },
+    Crash {
+        after_ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -247,11 +255,7 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
     let w = worker(&store, &sim);
     idle(&w).await?;
     let status = saga::status(&store).await.unwrap();
-    prop_assert!(
-        status.parked.is_empty(),
-        "parked: {:?}",
-        status.parked
-    );
+    prop_assert!(status.parked.is_empty(), "parked: {:?}", status.parked);
     if let Err(diff) = model.check(&sim.snapshot()) {
         return Err(TestCaseError::fail(format!(
             "Moodle differs from the table:\n{diff}"

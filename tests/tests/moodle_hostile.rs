@@ -217,7 +217,9 @@ fn valid(call: Call) -> Value {
         Call::CoursesByField => json!({"courses": [course()], "warnings": []}),
         Call::SearchCourses => json!({"total": 1, "courses": [course()], "warnings": []}),
         Call::Duplicate => json!({"id": 5, "shortname": "S27-A"}),
-        Call::UpdateCourses => json!({"warnings": [{"item": "course", "itemid": 3, "warningcode": "w", "message": "m"}]}),
+        Call::UpdateCourses => {
+            json!({"warnings": [{"item": "course", "itemid": 3, "warningcode": "w", "message": "m"}]})
+        }
         Call::DeleteCourses => json!({"warnings": []}),
         Call::Categories => json!([{"id": 2, "name": "Events", "parent": 0, "coursecount": 1}]),
         Call::UsersByField => json!([user()]),
@@ -276,15 +278,9 @@ async fn invoke(c: &MoodleClient, call: Call) -> Result<String, MoodleError> {
             c.get_users_by_field(UserField::Email, &["ada@example.org".into()])
                 .await?
         ),
-        Call::GetUsers => format!(
-            "{:?}",
-            c.get_users(&[("email", "ada@example.org")]).await?
-        ),
+        Call::GetUsers => format!("{:?}", c.get_users(&[("email", "ada@example.org")]).await?),
         Call::CreateUsers => format!("{:?}", c.create_users(&[new_user]).await?),
-        Call::Enrolled => format!(
-            "{:?}",
-            c.get_enrolled_users(3, EnrolledFilter::All).await?
-        ),
+        Call::Enrolled => format!("{:?}", c.get_enrolled_users(3, EnrolledFilter::All).await?),
         Call::Enrol => format!(
             "{:?}",
             c.enrol_users(&[Enrolment {
@@ -344,7 +340,9 @@ async fn run_call(c: &MoodleClient, call: Call) -> Result<Result<String, MoodleE
                 return Err(format!("{call:?}: empty error code: {e:?}"));
             }
             if matches!(e, MoodleError::Config(_)) {
-                return Err(format!("{call:?}: a configuration error from an answer: {e:?}"));
+                return Err(format!(
+                    "{call:?}: a configuration error from an answer: {e:?}"
+                ));
             }
         }
     }
@@ -514,9 +512,12 @@ fn render(value: &Value, change: &Bytes) -> Vec<u8> {
             }
             body
         }
-        Bytes::Html => b"<!DOCTYPE html><html><body><h1>Site under maintenance</h1></body></html>".to_vec(),
+        Bytes::Html => {
+            b"<!DOCTYPE html><html><body><h1>Site under maintenance</h1></body></html>".to_vec()
+        }
         Bytes::PhpNotice => {
-            let mut out = b"<br />\n<b>Notice</b>:  Undefined index: x in <b>/var/www/lib.php</b>\n".to_vec();
+            let mut out =
+                b"<br />\n<b>Notice</b>:  Undefined index: x in <b>/var/www/lib.php</b>\n".to_vec();
             out.extend(body);
             out
         }
@@ -611,7 +612,9 @@ fn frame(body: Vec<u8>, f: &Framing) -> Vec<u8> {
     match f {
         Framing::Length(ctype) => http("200 OK", ctype, &body),
         Framing::UntilClose => {
-            let mut r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n".to_vec();
+            let mut r =
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                    .to_vec();
             r.extend(body);
             r
         }
@@ -705,46 +708,53 @@ async fn generated_answers_give_typed_errors() {
     let handle = tokio::runtime::Handle::current();
     let tally = Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     let result = tokio::task::block_in_place(|| {
-        runner(400).run(&case(), |case| {
-            let value = case
-                .mutations
-                .iter()
-                .fold(valid(case.call), |v, m| mutate(v, m));
-            let unchanged = case.mutations.is_empty()
-                && matches!(case.change, Bytes::Keep)
-                && matches!(
-                    case.framing,
-                    Framing::Length(_) | Framing::UntilClose | Framing::Chunked(_)
-                );
-            let body = render(&value, &case.change);
-            let too_big = body.len() > CAP;
-            server.set(Act::Raw(frame(body, &case.framing)));
-            let outcome = handle
-                .block_on(run_call(&c, case.call))
-                .map_err(TestCaseError::fail)?;
-            let label = match &outcome {
-                Ok(_) => "ok".to_string(),
-                Err(e) => e.code(),
-            };
-            *tally.lock().unwrap().entry(label).or_default() += 1;
-            // What must hold beyond "typed, no panic, no token":
-            if unchanged && case.call != Call::Check {
-                prop_assert!(outcome.is_ok(), "a valid answer failed: {:?}", outcome);
-            }
-            if too_big && matches!(case.framing, Framing::Length(_) | Framing::Chunked(_) | Framing::UntilClose) {
-                if let Err(e) = &outcome {
-                    prop_assert_eq!(e.code(), "bad_response", "{:?}", e);
-                } else {
-                    prop_assert!(case.call == Call::Check, "a body above the cap was accepted");
+        runner(400)
+            .run(&case(), |case| {
+                let value = case.mutations.iter().fold(valid(case.call), mutate);
+                let unchanged = case.mutations.is_empty()
+                    && matches!(case.change, Bytes::Keep)
+                    && matches!(
+                        case.framing,
+                        Framing::Length(_) | Framing::UntilClose | Framing::Chunked(_)
+                    );
+                let body = render(&value, &case.change);
+                let too_big = body.len() > CAP;
+                server.set(Act::Raw(frame(body, &case.framing)));
+                let outcome = handle
+                    .block_on(run_call(&c, case.call))
+                    .map_err(TestCaseError::fail)?;
+                let label = match &outcome {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.code(),
+                };
+                *tally.lock().unwrap().entry(label).or_default() += 1;
+                // What must hold beyond "typed, no panic, no token":
+                if unchanged && case.call != Call::Check {
+                    prop_assert!(outcome.is_ok(), "a valid answer failed: {:?}", outcome);
                 }
-            }
-            if let (Framing::Status(s), Err(e)) = (&case.framing, &outcome) {
-                if *s >= 500 {
-                    prop_assert!(e.is_transient() && e.outcome_unknown(), "{:?}", e);
+                if too_big
+                    && matches!(
+                        case.framing,
+                        Framing::Length(_) | Framing::Chunked(_) | Framing::UntilClose
+                    )
+                {
+                    if let Err(e) = &outcome {
+                        prop_assert_eq!(e.code(), "bad_response", "{:?}", e);
+                    } else {
+                        prop_assert!(
+                            case.call == Call::Check,
+                            "a body above the cap was accepted"
+                        );
+                    }
                 }
-            }
-            Ok(())
-        })
+                if let (Framing::Status(s), Err(e)) = (&case.framing, &outcome) {
+                    if *s >= 500 {
+                        prop_assert!(e.is_transient() && e.outcome_unknown(), "{:?}", e);
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
     });
     let tally = tally.into_inner().unwrap();
     eprintln!("moodle client: answers by outcome: {tally:?}");
@@ -752,7 +762,10 @@ async fn generated_answers_give_typed_errors() {
         panic!("{e}");
     }
     for expected in ["ok", "bad_response", "transport"] {
-        assert!(tally.contains_key(expected), "no {expected} among {tally:?}");
+        assert!(
+            tally.contains_key(expected),
+            "no {expected} among {tally:?}"
+        );
     }
 }
 
@@ -829,9 +842,16 @@ async fn wrong_types_for_every_field() {
         let mut all = Vec::new();
         paths(&v, &mut Vec::new(), &mut all);
         for (i, _) in all.iter().enumerate().skip(1) {
-            for wrong in [json!("x"), json!(-1), json!([]), json!({}), Value::Null, json!(true)] {
-                let body = serde_json::to_vec(&mutate(v.clone(), &Mutation::Replace(i, wrong)))
-                    .unwrap();
+            for wrong in [
+                json!("x"),
+                json!(-1),
+                json!([]),
+                json!({}),
+                Value::Null,
+                json!(true),
+            ] {
+                let body =
+                    serde_json::to_vec(&mutate(v.clone(), &Mutation::Replace(i, wrong))).unwrap();
                 server.set(Act::Raw(ok_json(&body)));
                 let outcome = run_call(&c, *call).await.unwrap();
                 if let Err(e) = outcome {
@@ -847,7 +867,10 @@ async fn wrong_types_for_every_field() {
             }
         }
     }
-    assert!(errors > 100, "only {errors} refusals: the mutations did not bite");
+    assert!(
+        errors > 100,
+        "only {errors} refusals: the mutations did not bite"
+    );
 }
 
 /// An answer trickled a few bytes at a time, slower than the client's timeout: a transport
@@ -925,7 +948,9 @@ async fn enormous_bodies_around_the_cap() {
         }
     }
     // 50 MiB without a Content-Length, in small chunks.
-    let mut raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
     let chunk = vec![b'['; 4096];
     for _ in 0..(50 * 256) {
         raw.extend_from_slice(b"1000\r\n");
@@ -947,7 +972,8 @@ async fn json_bombs() {
             s.push_str(&"]".repeat(depth));
             let e = error_of(&server, call, Act::Raw(ok_json(s.as_bytes()))).await;
             assert_eq!(e.code(), "bad_response", "{call:?} {depth}: {e:?}");
-            let mut inner = String::from(r#"{"sitename":"S","username":"u","userid":2,"functions":"#);
+            let mut inner =
+                String::from(r#"{"sitename":"S","username":"u","userid":2,"functions":"#);
             inner.push_str(&"[".repeat(depth));
             inner.push_str(&"]".repeat(depth));
             inner.push('}');
@@ -971,7 +997,10 @@ async fn broken_framing() {
     ] {
         let e = error_of(&server, Call::Duplicate, Act::Raw(raw)).await;
         assert_eq!(e.code(), "transport", "{name}: {e:?}");
-        assert!(e.outcome_unknown(), "{name}: a sent request may have been applied: {e:?}");
+        assert!(
+            e.outcome_unknown(),
+            "{name}: a sent request may have been applied: {e:?}"
+        );
     }
 }
 
@@ -987,7 +1016,11 @@ async fn html_for_every_function() {
         let e = error_of(
             &server,
             *call,
-            Act::Raw(http("200 OK", "text/html", b"<html><body>Error reading from database</body></html>")),
+            Act::Raw(http(
+                "200 OK",
+                "text/html",
+                b"<html><body>Error reading from database</body></html>",
+            )),
         )
         .await;
         assert_eq!(e.code(), "bad_response", "{call:?}: {e:?}");
@@ -1083,7 +1116,10 @@ async fn redirects_do_not_forward_the_token() {
         .iter()
         .filter(|r| String::from_utf8_lossy(r).contains(TOKEN))
         .count();
-    assert_eq!(stolen, 0, "the token was sent to another origin {stolen} times");
+    assert_eq!(
+        stolen, 0,
+        "the token was sent to another origin {stolen} times"
+    );
 }
 
 /// An exception body with an empty `errorcode` (and an empty `exception`) gives an error whose

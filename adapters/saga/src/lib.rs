@@ -15,8 +15,15 @@
 //!   fallback), enrolment is an upsert, unenrolment of someone absent is silent, a course already
 //!   deleted counts as deleted. A batch Moodle refuses is split to isolate the participant at
 //!   fault, who alone is parked.
-//! - **Failures**: transient → `StepFailed` and a retry with exponential backoff and jitter;
-//!   permanent → `Parked` with the reason; [`retry`] resumes.
+//! - **Failures**: transient → `StepFailed` and a retry with exponential backoff and jitter,
+//!   parked after [`SagaConfig::max_attempts`] in a row; permanent → `Parked` with the reason;
+//!   [`retry`] resumes.
+//! - **Switched on later**: a reader that moved its checkpoint while the integration was off
+//!   leaves a marker; the first enabled worker queues every OpenVLE event up to it.
+//! - **Reconcile** ([`Worker::reconcile`]): the log against what Moodle holds, as drift rows;
+//!   with [`ReconcileMode::Apply`], converged through the saga. Scheduled by
+//!   [`SagaConfig::reconcile`] (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`), it
+//!   publishes `openvle_moodle_drift{kind}`.
 
 mod db;
 mod exec;

@@ -3,6 +3,7 @@
 pub mod audit_show;
 pub mod demo;
 pub mod ops;
+pub mod reconcile;
 pub mod replay;
 pub mod serve;
 pub mod sim;

@@ -52,7 +52,8 @@ pub async fn run(
         }
         print!("{}", report.render_table());
     }
-    Ok(if report.is_clean() && (apply || report.drift.is_empty()) {
+    // Dry run: `remaining` is the drift seen; with --apply, what is left after converging.
+    Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
