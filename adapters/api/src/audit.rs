@@ -53,9 +53,18 @@ pub(crate) fn log_query(params: &[(String, String)]) -> Result<store::LogQuery, 
                 }
                 q.limit = n as usize;
             }
-            "stream" => q.stream = Some(value.clone()),
-            "aggregate_type" => q.aggregate_type = Some(value.clone()),
-            "type" => q.event_type = Some(value.clone()),
+            "stream" => {
+                crate::body::plain_id("stream", value)?;
+                q.stream = Some(value.clone())
+            }
+            "aggregate_type" => {
+                crate::body::plain_id("aggregate_type", value)?;
+                q.aggregate_type = Some(value.clone())
+            }
+            "type" => {
+                crate::body::plain_id("type", value)?;
+                q.event_type = Some(value.clone())
+            }
             "from" => q.from = Some(timestamp(name, value)?),
             "to" => q.to = Some(timestamp(name, value)?),
             other => return Err(ApiError::invalid_request(format!(

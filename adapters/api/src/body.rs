@@ -67,6 +67,26 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A plain identifier (environment, participant, audit filter): 1 to 255 characters, no control
+/// character. Checked before anything reaches the store, because PostgreSQL cannot even compare
+/// a text holding NUL (it would fail the statement, not find nothing).
+pub(crate) fn plain_id(field: &'static str, raw: &str) -> Result<(), ApiError> {
+    let problem = if raw.is_empty() {
+        Some("must not be empty")
+    } else if raw.chars().count() > 255 {
+        Some("must be at most 255 characters")
+    } else if raw.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(ApiError::invalid_request(format!("{field} {why}"))
+            .with_details(json!({ "field": field }))),
+    }
+}
+
 /// A canonical event id: the path or body id must be a UUID (any of its usual spellings); the
 /// engine keeps it lowercase and hyphenated.
 pub(crate) fn event_id(raw: &str) -> Result<String, ApiError> {
@@ -111,6 +131,11 @@ mod tests {
         let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
         assert_eq!(event_id(id).unwrap(), id.to_lowercase());
         assert_eq!(event_id("x").unwrap_err().code, "invalid_uuid");
+        assert!(plain_id("f", "env-1").is_ok());
+        for bad in ["", "a\u{0}b", "tab\there"] {
+            assert_eq!(plain_id("f", bad).unwrap_err().code, "invalid_request");
+        }
+        assert!(plain_id("f", &"x".repeat(256)).is_err());
     }
 
     #[test]

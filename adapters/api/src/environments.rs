@@ -42,6 +42,7 @@ pub(crate) async fn put_environment(
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let prepared = (|| {
+        body::plain_id("environment_id", &id)?;
         let raw = body::bytes(raw)?;
         body::require_json(&headers)?;
         let req: PutBody = body::parse(&raw)?;
@@ -83,6 +84,7 @@ pub(crate) async fn get_environment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EnvironmentView>, ApiError> {
+    body::plain_id("environment_id", &id)?;
     load(&state, &id)
         .await?
         .map(Json)

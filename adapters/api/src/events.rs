@@ -102,6 +102,7 @@ pub(crate) async fn deploy(
         body::require_json(&headers)?;
         let req: DeployBody = body::parse(&raw)?;
         let id = body::event_id(&req.id)?;
+        body::plain_id("environment_id", &req.environment_id)?;
         Ok::<_, ApiError>((raw, req, id))
     })();
     let (raw, req, id) = match prepared {
@@ -176,6 +177,10 @@ pub(crate) async fn remove_participant(
     Path((raw_id, participant_id)): Path<(String, String)>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Err(e) = body::plain_id("participant_id", &participant_id) {
+        crate::metrics::command("remove_participant", "rejected");
+        return e.into_response();
+    }
     simple_command(state, ctx, "remove_participant", &raw_id, raw, move || {
         EventCommand::RemoveParticipant {
             participant_id: participant_id.clone(),
