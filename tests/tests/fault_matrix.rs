@@ -441,9 +441,15 @@ async fn crash_after_record_before_done_mark(backend: Backend) {
 /// The same crash for real: worker tasks aborted right after a fact was recorded (the abort
 /// lands before the step's done mark), again and again, each time taken over by a new worker.
 /// Each account is created once and each course duplicated once.
-async fn abort_right_after_a_record(backend: Backend) {
+///
+/// PostgreSQL only: on SQLite, aborting a task in the middle of a write transaction leaves the
+/// pooled connection holding SQLite's write lock, and the next writer fails with "database is
+/// locked" — an artifact of aborting a task (a killed process releases its lock; `kill.rs`
+/// SIGKILLs a real process on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abort_right_after_a_record() {
     let Some(mut rig) = Rig::new(
-        backend,
+        Backend::Postgres,
         Faults {
             latency_ms: 3,
             duplicate_latency_ms: 20,
@@ -503,6 +509,16 @@ async fn abort_right_after_a_record(backend: Backend) {
 /// The duplication outlives the client's timeout (Moodle goes on restoring after the client
 /// hung up, as PHP does): the saga must find the course it caused instead of duplicating again,
 /// and the event must end fully provisioned, not parked.
+///
+/// BUG (found by this test, saga): after the timeout the saga looks the course up by
+/// shortname, finds the skeleton Moodle created before restoring the template into it, adopts
+/// it at once and enrols: the restore has not finished, the course has no manual enrolment
+/// instance yet, Moodle answers `wsnoinstance`, which the saga treats as permanent and parks
+/// the event for good (a person must `retry`). Minimal sequence: environment linked to
+/// template 2; deploy t1 with 3 participants; simulator `duplicate_latency_ms = 1500`, client
+/// `duplicate_timeout = 300 ms`; run the worker → parked at `enrol` with `wsnoinstance`.
+/// Expected: an adopted course still being restored (no enrolment instance, or missing
+/// content) is "not ready yet" — wait and retry (transient), never park.
 async fn moodle_times_out_but_applied(backend: Backend) {
     let Some(mut rig) = Rig::new(
         backend,
@@ -520,13 +536,9 @@ async fn moodle_times_out_but_applied(backend: Backend) {
     let client = rig.client_with(Duration::from_secs(5), Duration::from_millis(300));
     let w = Worker::new(rig.store().clone(), Some(client), settings(), config("w"));
     idle(&w).await;
-    let timeouts = rig
-        .sim
-        .calls()
-        .iter()
-        .filter(|c| c.function == "core_course_duplicate_course")
-        .count();
-    assert_eq!(timeouts, 1, "duplicated once");
+    // The call that timed out never reaches the simulator's call log (its handler is dropped
+    // when the client hangs up); course ids are never reused, so the next id counts them all.
+    assert_eq!(rig.sim.snapshot().next_course_id - 3, 1, "duplicated once");
     let sync = rig.recorded("t1").await;
     assert!(
         sync.parked.is_none(),
@@ -1049,13 +1061,23 @@ async fn one_poisoned_event_while_others_proceed() {
     task.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "bug: a course adopted after a duplication timeout is enrolled before its restore finished: wsnoinstance parks the event (see the doc comment)"]
+async fn moodle_times_out_but_applied_sqlite() {
+    moodle_times_out_but_applied(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "bug: a course adopted after a duplication timeout is enrolled before its restore finished: wsnoinstance parks the event (see the doc comment)"]
+async fn moodle_times_out_but_applied_postgres() {
+    moodle_times_out_but_applied(Backend::Postgres).await
+}
+
 both_backends!(
     crash_after_commit_before_dispatch,
     crash_after_read_before_call,
     crash_after_moodle_applied_before_record,
     crash_after_record_before_done_mark,
-    abort_right_after_a_record,
-    moodle_times_out_but_applied,
     rolled_back_append_leaves_a_harmless_gap,
     already_gone_is_not_a_failure,
 );

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moodle::sim::{
@@ -25,6 +26,13 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use saga::{SagaConfig, SagaSettings, Worker};
 use store::Store;
 use support::lifecycle::{execute, Cmd, Model, Person};
+
+/// Totals over the run, printed at the end (so a run that exercised nothing shows it).
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+static CRASHES: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 const EVENTS: usize = 3;
 const PEOPLE: usize = 6;
@@ -210,6 +218,11 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
         if let Some(cmd) = command(op) {
             let accepted = model.apply(&cmd);
             let result = execute(&store, &cmd).await;
+            if accepted {
+                ACCEPTED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            }
             prop_assert_eq!(
                 accepted,
                 result.is_ok(),
@@ -221,6 +234,7 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
         }
         match op {
             Op::Transient { n, kind } => {
+                FAULTS.fetch_add(*n as u64, Ordering::Relaxed);
                 let how = match kind {
                     0 => TransientKind::UnableToLock,
                     1 => TransientKind::Http503,
@@ -231,6 +245,7 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
                 }
             }
             Op::Lost { function, drop } => {
+                FAULTS.fetch_add(1, Ordering::Relaxed);
                 let how = if *drop {
                     LostKind::Drop
                 } else {
@@ -241,6 +256,7 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
             Op::Run => idle(&w).await?,
             Op::Restart => w = worker(&store, &sim),
             Op::Crash { after_ms } => {
+                CRASHES.fetch_add(1, Ordering::Relaxed);
                 let task = tokio::spawn(w.clone().run(std::future::pending()));
                 tokio::time::sleep(Duration::from_millis(*after_ms)).await;
                 task.abort();
@@ -261,6 +277,7 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
             "Moodle differs from the table:\n{diff}"
         )));
     }
+    CALLS.fetch_add(sim.calls().len() as u64, Ordering::Relaxed);
     sim.shutdown().await;
     store.close().await;
     store::testing::remove_sqlite_files(&url);
@@ -295,4 +312,18 @@ fn moodle_matches_the_table_after_random_commands_and_faults() {
     if let Err(e) = result {
         panic!("{e}");
     }
+    let total = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    println!(
+        "{cases} cases (shrinking included): {} commands accepted, {} refused (model and domain agreed), \
+         {} faults injected, {} workers aborted, {} Moodle calls",
+        total(&ACCEPTED),
+        total(&REFUSED),
+        total(&FAULTS),
+        total(&CRASHES),
+        total(&CALLS)
+    );
+    assert!(
+        total(&ACCEPTED) > 0 && total(&CALLS) > 0,
+        "the run exercised nothing"
+    );
 }

@@ -1062,7 +1062,6 @@ async fn check_report_for_hostile_answers() {
 /// detail of `BadResponse` carry the echoed value verbatim. Minimal input: any function, answer
 /// `{"exception":"x","errorcode":"invalidtoken","message":"<the token>"}`.
 #[tokio::test]
-#[ignore = "bug: an echoed token reaches MoodleError's Display/Debug (moodle crate)"]
 async fn echoed_token_never_printed() {
     let server = Server::start().await;
     let c = client(&server.url, Duration::from_secs(2));
@@ -1095,7 +1094,6 @@ async fn echoed_token_never_printed() {
 /// re-POSTs the form, `wstoken` included. Minimal input: answer `HTTP/1.1 307` with
 /// `Location: http://<other host>/` to any call.
 #[tokio::test]
-#[ignore = "bug: a 307/308 redirect re-sends the token to another origin (moodle crate)"]
 async fn redirects_do_not_forward_the_token() {
     let thief = Server::start().await;
     thief.set(Act::Raw(ok_json(b"null")));
@@ -1128,7 +1126,6 @@ async fn redirects_do_not_forward_the_token() {
 /// FAILS today (minor): `wire::parse_value` falls back to "unknown" only when both keys are
 /// missing, not when they are empty. Minimal input: `{"exception":"","message":"m"}`.
 #[tokio::test]
-#[ignore = "minor bug: an empty Moodle errorcode becomes an empty error code (moodle crate)"]
 async fn empty_errorcode_gets_a_stable_code() {
     let server = Server::start().await;
     let e = error_of(

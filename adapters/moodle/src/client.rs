@@ -109,6 +109,9 @@ impl MoodleClient {
         let url = check_url(url, opts.allow_insecure_http)?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
+            // A redirect would re-send the form, token included, to wherever `Location` points
+            // (307/308 keep the POST body): never follow one, report it (see `send`).
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(opts.connect_timeout)
             .user_agent(concat!("openvle-moodle/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -228,6 +231,7 @@ impl MoodleClient {
                 outcome_unknown: true,
             });
         }
+        // Any other status, a redirect (3xx: not followed) included, is a permanent `Http` error.
         if status != 200 {
             return Err(MoodleError::Http {
                 function: function.to_string(),
@@ -269,10 +273,13 @@ impl MoodleClient {
             outcome = tracing::field::Empty
         );
         let started = Instant::now();
+        // Every error built from what the server answered passes here: scrub the token a server
+        // or proxy may echo back before it reaches Display/Debug, logs, metrics or callers.
         let result = match self.post(function, form).instrument(span.clone()).await {
             Ok(body) => parse(&body),
             Err(e) => Err(e),
-        };
+        }
+        .map_err(|e| e.redact(&self.inner.token));
         let elapsed = started.elapsed();
         let outcome = if result.is_ok() { "ok" } else { "error" };
         span.record("duration_ms", elapsed.as_millis() as u64);

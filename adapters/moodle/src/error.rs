@@ -6,6 +6,10 @@
 //! request was sent: look the object up before retrying).
 
 use crate::config::ConfigError;
+use crate::secret::Secret;
+
+/// Longest Moodle errorcode [`MoodleError::code`] passes through.
+pub const MAX_CODE_LEN: usize = 64;
 
 /// How a Moodle exception should be handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -21,7 +25,7 @@ impl ErrorClass {
     /// Classifies a Moodle `errorcode`. Unknown codes are permanent: retrying blindly could repeat
     /// a side effect and would hide a new kind of problem from people.
     pub fn of(errorcode: &str) -> Self {
-        match errorcode {
+        match errorcode.trim() {
             "ex_unabletolock" | "dmlwriteexception" | "dmlreadexception" | "sitemaintenance" => {
                 ErrorClass::Transient
             }
@@ -126,9 +130,14 @@ impl MoodleError {
 
     /// A stable code for logs, metrics and events: the Moodle errorcode, or `transport`,
     /// `http_<status>`, `bad_response`, `count_mismatch`, `invalid_input`, `config`.
+    ///
+    /// Bounded so that a server cannot choose metric labels: a Moodle errorcode is passed
+    /// through only if it is 1 to [`MAX_CODE_LEN`] characters of `[a-z0-9_]`; a blank one gives
+    /// `unknown` and anything else (free text such as password-policy refusals, hostile values)
+    /// `other`. The errorcode itself stays in [`MoodleError::errorcode`] and the `Display` text.
     pub fn code(&self) -> String {
         match self {
-            MoodleError::Moodle { errorcode, .. } => errorcode.clone(),
+            MoodleError::Moodle { errorcode, .. } => stable_code(errorcode).into(),
             MoodleError::Transport { .. } => "transport".into(),
             MoodleError::Http { status, .. } => format!("http_{status}"),
             MoodleError::BadResponse { .. } => "bad_response".into(),
@@ -163,6 +172,78 @@ impl MoodleError {
             other => other.to_string(),
         }
     }
+
+    /// The same error with every occurrence of `secret` (plain or encoded, see
+    /// [`Secret::scrub`]) removed from the text it carries. Applied to every error built from
+    /// what a server answered, since a server or proxy may echo the token back.
+    pub fn redact(self, secret: &Secret) -> Self {
+        let s = |text: String| secret.scrub(&text);
+        match self {
+            MoodleError::Moodle {
+                function,
+                errorcode,
+                message,
+                class,
+            } => MoodleError::Moodle {
+                function: s(function),
+                errorcode: s(errorcode),
+                message: s(message),
+                class,
+            },
+            MoodleError::Transport {
+                function,
+                detail,
+                outcome_unknown,
+            } => MoodleError::Transport {
+                function: s(function),
+                detail: s(detail),
+                outcome_unknown,
+            },
+            MoodleError::Http { function, status } => MoodleError::Http {
+                function: s(function),
+                status,
+            },
+            MoodleError::BadResponse {
+                function,
+                detail,
+                transient,
+            } => MoodleError::BadResponse {
+                function: s(function),
+                detail: s(detail),
+                transient,
+            },
+            MoodleError::CountMismatch {
+                function,
+                sent,
+                returned,
+            } => MoodleError::CountMismatch {
+                function: s(function),
+                sent,
+                returned,
+            },
+            MoodleError::InvalidInput { function, detail } => MoodleError::InvalidInput {
+                function: s(function),
+                detail: s(detail),
+            },
+            MoodleError::Config(c) => MoodleError::Config(c),
+        }
+    }
+}
+
+/// The label [`MoodleError::code`] gives a Moodle errorcode.
+fn stable_code(errorcode: &str) -> &str {
+    let code = errorcode.trim();
+    if code.is_empty() {
+        "unknown"
+    } else if code.len() <= MAX_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        code
+    } else {
+        "other"
+    }
 }
 
 /// Person-actionable advice for a Moodle errorcode.
@@ -188,6 +269,7 @@ fn advice(function: &str, errorcode: &str, message: &str) -> String {
 
 fn http_advice(status: u16) -> &'static str {
     match status {
+        300..=399 => "MOODLE_URL redirects (e.g. http to https, or the site moved): set MOODLE_URL to the final address (the site's wwwroot); redirects are not followed so that the token is never sent elsewhere",
         403 => "web services or the REST protocol are disabled in Moodle (Site administration > Advanced features > Enable web services; Server > Web services > Manage protocols > REST)",
         404 => "MOODLE_URL does not point at a Moodle site (the client posts to {url}/webservice/rest/server.php)",
         _ => "unexpected HTTP status from Moodle or a proxy in front of it",
@@ -271,5 +353,87 @@ mod tests {
             class: ErrorClass::Permanent,
         };
         assert!(missing.advice().contains("too old"));
+    }
+
+    #[test]
+    fn code_is_bounded_and_never_empty() {
+        assert_eq!(moodle("invalidtoken").code(), "invalidtoken");
+        assert_eq!(moodle("ex_unabletolock").code(), "ex_unabletolock");
+        assert_eq!(moodle(" dmlwriteexception\n").code(), "dmlwriteexception");
+        assert!(moodle(" dmlwriteexception\n").is_transient());
+        for blank in ["", " ", "\t\n"] {
+            assert_eq!(moodle(blank).code(), "unknown", "{blank:?}");
+        }
+        let long = "a".repeat(MAX_CODE_LEN + 1);
+        for odd in [
+            "<div>Passwords must be at least 8 characters long.</div>",
+            "Invalid",
+            "some-code",
+            "code\u{0}",
+            "é",
+            long.as_str(),
+        ] {
+            let e = moodle(odd);
+            assert_eq!(e.code(), "other", "{odd:?}");
+            // The raw errorcode stays available to people.
+            assert_eq!(e.errorcode(), Some(odd));
+            assert!(e.to_string().contains(odd), "{e}");
+        }
+        assert_eq!(
+            moodle(&"a".repeat(MAX_CODE_LEN)).code(),
+            "a".repeat(MAX_CODE_LEN)
+        );
+    }
+
+    #[test]
+    fn redirects_are_permanent_and_explained() {
+        for status in [301, 302, 303, 307, 308] {
+            let e = MoodleError::Http {
+                function: "f".into(),
+                status,
+            };
+            assert!(!e.is_transient(), "{status}");
+            assert!(!e.outcome_unknown(), "{status}");
+            assert_eq!(e.code(), format!("http_{status}"));
+            assert!(e.advice().contains("MOODLE_URL redirects"), "{e}");
+            assert!(e.to_string().contains("final address"), "{e}");
+        }
+    }
+
+    #[test]
+    fn redact_scrubs_every_text_field() {
+        let secret = Secret::new("tok3n-5ecret");
+        let errors = [
+            MoodleError::Moodle {
+                function: "f".into(),
+                errorcode: "tok3n-5ecret".into(),
+                message: "Invalid token tok3n%2D5ecret".into(),
+                class: ErrorClass::Permanent,
+            },
+            MoodleError::Transport {
+                function: "f".into(),
+                detail: "reset after wstoken=tok3n-5ecret".into(),
+                outcome_unknown: true,
+            },
+            MoodleError::BadResponse {
+                function: "f".into(),
+                detail: "invalid type: string \"tok3n-5ecret\", expected i64".into(),
+                transient: false,
+            },
+            MoodleError::InvalidInput {
+                function: "f".into(),
+                detail: "tok3n-5ecret".into(),
+            },
+        ];
+        for e in errors {
+            let before = format!("{e:?}");
+            let e = e.redact(&secret);
+            let printed = format!("{e}\n{e:?}\n{}\n{}", e.advice(), e.code());
+            assert!(!printed.contains("5ecret"), "{printed}");
+            assert!(printed.contains("[redacted]"), "{before} -> {printed}");
+        }
+        let kept = moodle("invalidtoken").redact(&secret);
+        assert_eq!(kept.errorcode(), Some("invalidtoken"));
+        assert!(!kept.is_transient());
     }
 }

@@ -24,6 +24,79 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `text` with every occurrence of the secret replaced by `[redacted]`: verbatim, percent- or
+    /// form-encoded (`%XX` in either case, `+` for a space, any mix of encoded and plain bytes),
+    /// and escaped the way `Debug` and JSON quote strings. For text that came from outside (a
+    /// server may echo what it was sent) before it goes into an error or a log.
+    pub fn scrub(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            return text.to_string();
+        }
+        let mut out = scrub_encoded(text, self.0.as_bytes());
+        let debug = format!("{:?}", self.0);
+        let json = serde_json::to_string(&self.0).unwrap_or_default();
+        for quoted in [debug, json] {
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or(&quoted);
+            if !inner.is_empty() && inner != self.0 && out.contains(inner) {
+                out = out.replace(inner, REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// What replaces a secret in text.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every match of `secret` in `text`, where each byte of the secret may appear as
+/// itself, as `%XX` (any case) or, for a space, as `+`.
+fn scrub_encoded(text: &str, secret: &[u8]) -> String {
+    let t = text.as_bytes();
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        match match_at(t, i, secret) {
+            Some(end) => {
+                out.extend_from_slice(REDACTED.as_bytes());
+                i = end;
+            }
+            None => {
+                out.push(t[i]);
+                i += 1;
+            }
+        }
+    }
+    // Matches start at ASCII `%`/`+` or at a byte of the (valid UTF-8) secret and end after a
+    // whole encoded or plain character, so the output stays valid UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The end of a match of `secret` starting at `t[at]`, if there is one.
+fn match_at(t: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
+    let mut i = at;
+    for &b in secret {
+        let c = *t.get(i)?;
+        if c == b {
+            i += 1;
+        } else if c == b'%' && t.len() > i + 2 && hex_pair(t[i + 1], t[i + 2]) == Some(b) {
+            i += 3;
+        } else if c == b'+' && b == b' ' {
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(i)
+}
+
+fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
+    let h = (hi as char).to_digit(16)?;
+    let l = (lo as char).to_digit(16)?;
+    Some((h * 16 + l) as u8)
 }
 
 impl From<String> for Secret {
@@ -61,5 +134,51 @@ mod tests {
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{:?}", Some(s.clone())), "Some([redacted])");
         assert_eq!(s.expose(), "abc123token");
+    }
+
+    #[test]
+    fn scrub_removes_every_form() {
+        let s = Secret::new("tok3n-5ecret a/b\"é");
+        let raw = s.expose();
+        let form: String = form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        assert_ne!(form, raw);
+        let lower_hex: String = raw.bytes().map(|b| format!("%{b:02x}")).collect();
+        let upper_hex: String = raw.bytes().map(|b| format!("%{b:02X}")).collect();
+        let debug = format!("{raw:?}");
+        let json = serde_json::to_string(raw).unwrap();
+        for variant in [raw.to_string(), form, lower_hex, upper_hex, debug, json] {
+            let text = format!("before {variant} middle {variant}after");
+            let out = s.scrub(&text);
+            assert!(!out.contains(raw), "{out}");
+            assert!(!out.contains("5ecret"), "{variant} -> {out}");
+            assert!(out.starts_with("before "), "{out}");
+            assert!(out.contains(" middle "), "{out}");
+            assert!(out.ends_with("after"), "{out}");
+            assert_eq!(out.matches("[redacted]").count(), 2, "{variant} -> {out}");
+        }
+        // A mix of plain and encoded bytes, as a proxy might echo it.
+        assert_eq!(
+            s.scrub("x=tok3n%2d5ecret+a%2Fb%22%C3%a9&y=1"),
+            "x=[redacted]&y=1"
+        );
+    }
+
+    #[test]
+    fn scrub_leaves_other_text_alone() {
+        let s = Secret::new("abc123token");
+        for text in [
+            "",
+            "abc123toke",
+            "abc 123token",
+            "%",
+            "%4",
+            "%zz",
+            "é ü 漢字",
+            "abc123tokeN",
+        ] {
+            assert_eq!(s.scrub(text), text);
+        }
+        assert_eq!(s.scrub("abc123abc123token"), "abc123[redacted]");
+        assert_eq!(Secret::new("").scrub("anything"), "anything");
     }
 }

@@ -20,9 +20,35 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub const RESERVED_VARS: usize = 10;
 
 /// Ordered form pairs in PHP form-array syntax (`users[0][username]`), booleans as `0`/`1`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `Debug` redacts password values (the token is never in a `Form`: see [`Form::body`]).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Form {
     pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |k: &str| k == "password" || k.ends_with("[password]");
+        f.debug_struct("Form")
+            .field(
+                "pairs",
+                &self
+                    .pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            if secret(k) {
+                                crate::secret::REDACTED
+                            } else {
+                                v
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Form {
@@ -206,9 +232,12 @@ fn parse_value(function: &str, body: &[u8]) -> Result<serde_json::Value, MoodleE
                     message: None,
                     exception: None,
                 });
-            let errorcode = ex
-                .errorcode
-                .or(ex.exception)
+            // A blank errorcode (or exception class) says nothing: fall back to the next one.
+            let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+            let errorcode = [ex.errorcode, ex.exception]
+                .into_iter()
+                .find(present)
+                .flatten()
                 .unwrap_or_else(|| "unknown".to_string());
             return Err(MoodleError::Moodle {
                 function: function.to_string(),
@@ -316,6 +345,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_redacts_passwords() {
+        let mut f = Form::new();
+        f.push("users[0][password]", "Sup3r-secret!pw")
+            .push("users[0][username]", "ada");
+        let d = format!("{f:?}");
+        assert!(!d.contains("Sup3r-secret!pw"), "{d}");
+        assert!(d.contains("[redacted]") && d.contains("ada"), "{d}");
+    }
+
+    #[test]
     fn body_escapes_values() {
         let mut f = Form::new();
         f.push("users[0][email]", "a+b@x.org")
@@ -398,6 +437,22 @@ mod tests {
         assert!(parse_null("f", b"42").is_err());
         let odd = parse_body::<Vec<i64>>("f", br#"{"exception":5,"errorcode":[1]}"#).unwrap_err();
         assert_eq!(odd.code(), "unknown");
+        for blank in [
+            br#"{"exception":"","errorcode":"","message":"m"}"#.as_slice(),
+            br#"{"exception":"","message":"m"}"#,
+            br#"{"exception":" ","errorcode":"\t","message":"m"}"#,
+            br#"{"errorcode":null,"message":"m"}"#,
+        ] {
+            let e = parse_body::<Vec<i64>>("f", blank).unwrap_err();
+            assert_eq!(e.code(), "unknown", "{e:?}");
+            assert_eq!(e.errorcode(), Some("unknown"), "{e:?}");
+        }
+        let e = parse_body::<Vec<i64>>(
+            "f",
+            br#"{"exception":"moodle_exception","errorcode":"","message":"m"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "moodle_exception");
     }
 
     #[test]

@@ -169,3 +169,89 @@ async fn fewer_rows_than_sent_is_count_mismatch() {
     );
     assert!(e.outcome_unknown());
 }
+
+/// A listener that only counts the connections it gets.
+async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = sock
+                .write_all(&http("200 OK", "application/json", b"null"))
+                .await;
+        }
+    });
+    (format!("http://{addr}"), hits)
+}
+
+/// A redirect is never followed (a 307/308 would re-POST `wstoken` to the target): it is a
+/// permanent HTTP error telling people to fix MOODLE_URL.
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (elsewhere, hits) = counting_server().await;
+    for status in [
+        "301 Moved Permanently",
+        "302 Found",
+        "303 See Other",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let url = serve_raw(
+            format!(
+                "HTTP/1.1 {status}\r\nlocation: {elsewhere}/webservice/rest/server.php\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+        .await;
+        let c = client(&url);
+        let e = c
+            .enrol_users(&[Enrolment {
+                role_id: 5,
+                user_id: 2,
+                course_id: 3,
+                suspend: false,
+            }])
+            .await
+            .unwrap_err();
+        let code: u16 = status[..3].parse().unwrap();
+        assert!(
+            matches!(e, MoodleError::Http { status, .. } if status == code),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), format!("http_{code}"));
+        assert!(!e.is_transient(), "{e:?}");
+        assert!(e.advice().contains("MOODLE_URL redirects"), "{e}");
+        assert_eq!(c.calls_made(), 1);
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// What a server echoes back (token included, plain or form-encoded) never reaches an error.
+#[tokio::test]
+async fn echoed_token_is_redacted() {
+    const T: &str = "hostile-secret-token";
+    let bodies = [
+        format!(
+            r#"{{"exception":"moodle_exception","errorcode":"invalidtoken","message":"Invalid token {T}"}}"#
+        ),
+        format!(r#"{{"exception":"moodle_exception","errorcode":"{T}","message":"m"}}"#),
+        r#"{"exception":"x","errorcode":"x","message":"body: wstoken=hostile%2Dsecret%2dtoken&wsfunction=f"}"#
+            .to_string(),
+        format!(r#"{{"sitename":"S","username":"u","userid":"{T}"}}"#),
+        format!(r#"{{"sitename":"S","username":"u","userid":2,"functions":"{T}"}}"#),
+    ];
+    for body in &bodies {
+        let e = site_info_error(http("200 OK", "application/json", body.as_bytes())).await;
+        let printed = format!("{e}\n{e:?}\n{}\n{}", e.advice(), e.code());
+        assert!(!printed.contains(T), "{printed}");
+        assert!(!printed.contains("secret%2"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{body} -> {printed}");
+    }
+    // The echoed token as errorcode is neither printed nor used as a metric label.
+    let e = site_info_error(http("200 OK", "application/json", bodies[1].as_bytes())).await;
+    assert_eq!(e.code(), "other");
+    assert_eq!(e.errorcode(), Some("[redacted]"));
+}

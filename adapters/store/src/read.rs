@@ -22,7 +22,7 @@ pub const MAX_PAGE: usize = 10_000;
 /// Page size of a `LogQuery` whose `limit` is 0.
 pub const DEFAULT_PAGE: usize = 100;
 
-pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
+pub const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata, recorded_at";
 
 /// The aggregate types whose streams make up one OpenVLE event's history.
@@ -38,79 +38,51 @@ fn decode_err(position: i64, what: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
-pub(crate) fn event_from_sqlite(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let position: i64 = row
-        .try_get("position")
-        .map_err(|e| decode_err(-1, "position", e))?;
-    let aggregate_type: String = row
-        .try_get("aggregate_type")
-        .map_err(|e| decode_err(position, "aggregate_type", e))?;
-    let aggregate_id: String = row
-        .try_get("aggregate_id")
-        .map_err(|e| decode_err(position, "aggregate_id", e))?;
-    let sequence: i64 = row
-        .try_get("sequence")
-        .map_err(|e| decode_err(position, "sequence", e))?;
-    Ok(StoredEvent {
-        position,
-        event_id: domain::event_id_of(&aggregate_type, &aggregate_id, sequence.max(0) as u64),
-        event_type: row
-            .try_get("event_type")
-            .map_err(|e| decode_err(position, "event_type", e))?,
-        event_version: row
-            .try_get("event_version")
-            .map_err(|e| decode_err(position, "event_version", e))?,
-        payload: row
-            .try_get("payload")
-            .map_err(|e| decode_err(position, "payload", e))?,
-        metadata: row
-            .try_get("metadata")
-            .map_err(|e| decode_err(position, "metadata", e))?,
-        recorded_at: row
-            .try_get("recorded_at")
-            .map_err(|e| decode_err(position, "recorded_at", e))?,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-    })
+/// One `events` row, selected with [`EVENT_COLUMNS`], as a [`StoredEvent`]. The two backends'
+/// row types share no decoding trait for these columns, so one macro writes both functions.
+macro_rules! event_from_row {
+    ($name:ident, $row:ty) => {
+        /// Decodes one row selected with [`EVENT_COLUMNS`] (for crates with their own queries).
+        pub fn $name(row: &$row) -> Result<StoredEvent, StoreError> {
+            let position: i64 = row
+                .try_get("position")
+                .map_err(|e| decode_err(-1, "position", e))?;
+            let get = |what: &str, e: sqlx::Error| decode_err(position, what, e);
+            let aggregate_type: String = row
+                .try_get("aggregate_type")
+                .map_err(|e| get("aggregate_type", e))?;
+            let aggregate_id: String = row
+                .try_get("aggregate_id")
+                .map_err(|e| get("aggregate_id", e))?;
+            let sequence: i64 = row.try_get("sequence").map_err(|e| get("sequence", e))?;
+            Ok(StoredEvent {
+                position,
+                event_id: domain::event_id_of(
+                    &aggregate_type,
+                    &aggregate_id,
+                    sequence.max(0) as u64,
+                ),
+                event_type: row
+                    .try_get("event_type")
+                    .map_err(|e| get("event_type", e))?,
+                event_version: row
+                    .try_get("event_version")
+                    .map_err(|e| get("event_version", e))?,
+                payload: row.try_get("payload").map_err(|e| get("payload", e))?,
+                metadata: row.try_get("metadata").map_err(|e| get("metadata", e))?,
+                recorded_at: row
+                    .try_get("recorded_at")
+                    .map_err(|e| get("recorded_at", e))?,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+            })
+        }
+    };
 }
 
-pub(crate) fn event_from_pg(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let position: i64 = row
-        .try_get("position")
-        .map_err(|e| decode_err(-1, "position", e))?;
-    let aggregate_type: String = row
-        .try_get("aggregate_type")
-        .map_err(|e| decode_err(position, "aggregate_type", e))?;
-    let aggregate_id: String = row
-        .try_get("aggregate_id")
-        .map_err(|e| decode_err(position, "aggregate_id", e))?;
-    let sequence: i64 = row
-        .try_get("sequence")
-        .map_err(|e| decode_err(position, "sequence", e))?;
-    Ok(StoredEvent {
-        position,
-        event_id: domain::event_id_of(&aggregate_type, &aggregate_id, sequence.max(0) as u64),
-        event_type: row
-            .try_get("event_type")
-            .map_err(|e| decode_err(position, "event_type", e))?,
-        event_version: row
-            .try_get("event_version")
-            .map_err(|e| decode_err(position, "event_version", e))?,
-        payload: row
-            .try_get("payload")
-            .map_err(|e| decode_err(position, "payload", e))?,
-        metadata: row
-            .try_get("metadata")
-            .map_err(|e| decode_err(position, "metadata", e))?,
-        recorded_at: row
-            .try_get("recorded_at")
-            .map_err(|e| decode_err(position, "recorded_at", e))?,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-    })
-}
+event_from_row!(event_from_sqlite, SqliteRow);
+event_from_row!(event_from_pg, PgRow);
 
 /// A bound parameter of a dynamically built query.
 enum Param {

@@ -5,9 +5,8 @@
 //! and run on whichever pool the store holds; dialect differences are spelled out where they
 //! occur.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use projections::view::ViewSettings;
-use sqlx::Row;
 use store::{DbPool, Store, StoredEvent};
 
 use crate::error::ViewsError;
@@ -79,53 +78,22 @@ pub(crate) fn now_ms() -> i64 {
 const EVENT_COLUMNS: &str = "e.position, e.aggregate_type, e.aggregate_id, e.sequence, \
      e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at";
 
-fn decode_err(position: i64, what: &str, e: sqlx::Error) -> ViewsError {
-    ViewsError::Decode {
-        position,
-        message: format!("column {what}: {e}"),
+/// One `events` row (selected with [`EVENT_COLUMNS`]) decoded by the store's own decoder, so a
+/// story or a fold sees exactly what the store's readers return.
+trait EventRow {
+    fn stored_event(&self) -> Result<StoredEvent, store::StoreError>;
+}
+
+impl EventRow for sqlx::sqlite::SqliteRow {
+    fn stored_event(&self) -> Result<StoredEvent, store::StoreError> {
+        store::event_from_sqlite(self)
     }
 }
 
-/// One `events` row (selected with [`EVENT_COLUMNS`]) as the store's readers return it.
-macro_rules! event_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        let position: i64 = row
-            .try_get("position")
-            .map_err(|e| decode_err(-1, "position", e))?;
-        let aggregate_type: String = row
-            .try_get("aggregate_type")
-            .map_err(|e| decode_err(position, "aggregate_type", e))?;
-        let aggregate_id: String = row
-            .try_get("aggregate_id")
-            .map_err(|e| decode_err(position, "aggregate_id", e))?;
-        let sequence: i64 = row
-            .try_get("sequence")
-            .map_err(|e| decode_err(position, "sequence", e))?;
-        let recorded_at: DateTime<Utc> = row
-            .try_get("recorded_at")
-            .map_err(|e| decode_err(position, "recorded_at", e))?;
-        StoredEvent {
-            position,
-            event_id: domain::event_id_of(&aggregate_type, &aggregate_id, sequence.max(0) as u64),
-            event_type: row
-                .try_get("event_type")
-                .map_err(|e| decode_err(position, "event_type", e))?,
-            event_version: row
-                .try_get("event_version")
-                .map_err(|e| decode_err(position, "event_version", e))?,
-            payload: row
-                .try_get("payload")
-                .map_err(|e| decode_err(position, "payload", e))?,
-            metadata: row
-                .try_get("metadata")
-                .map_err(|e| decode_err(position, "metadata", e))?,
-            recorded_at,
-            aggregate_type,
-            aggregate_id,
-            sequence,
-        }
-    }};
+impl EventRow for sqlx::postgres::PgRow {
+    fn stored_event(&self) -> Result<StoredEvent, store::StoreError> {
+        store::event_from_pg(self)
+    }
 }
 
 /// Both streams of one OpenVLE event strictly before `before`, in position order (how a fold
@@ -148,7 +116,7 @@ pub(crate) async fn history_before(
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(event_from_row!(row));
+            out.push(row.stored_event()?);
         }
         Ok(out)
     })
@@ -178,7 +146,7 @@ pub(crate) async fn indexed_history_page(
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(event_from_row!(row));
+            out.push(row.stored_event()?);
         }
         Ok(out)
     })
