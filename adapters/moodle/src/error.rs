@@ -177,7 +177,9 @@ impl MoodleError {
     /// [`Secret::scrub`]) removed from the text it carries. Applied to every error built from
     /// what a server answered, since a server or proxy may echo the token back.
     pub fn redact(self, secret: &Secret) -> Self {
-        let s = |text: String| secret.scrub(&text);
+        // Scrub first, then bound: a hostile server must not push megabytes into logs and the
+        // saga's recorded failures.
+        let s = |text: String| bounded(secret.scrub(&text));
         match self {
             MoodleError::Moodle {
                 function,
@@ -247,6 +249,17 @@ fn stable_code(errorcode: &str) -> &str {
 }
 
 /// Person-actionable advice for a Moodle errorcode.
+/// Longest text an error keeps from Moodle's answer (characters).
+pub const MAX_ERROR_TEXT: usize = 2000;
+
+/// `text`, cut to [`MAX_ERROR_TEXT`] characters with a marker when longer.
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_ERROR_TEXT) {
+        None => text,
+        Some((cut, _)) => format!("{}… [{} more bytes]", &text[..cut], text.len() - cut),
+    }
+}
+
 fn advice(function: &str, errorcode: &str, message: &str) -> String {
     match errorcode {
         "invalidtoken" => "the token is unknown to Moodle: check MOODLE_TOKEN (tokens are invalidated when the web-service user's password changes)".into(),
@@ -287,6 +300,15 @@ mod tests {
             message: "m".into(),
             class: ErrorClass::of(code),
         }
+    }
+
+    #[test]
+    fn long_texts_are_bounded() {
+        let long = "é".repeat(MAX_ERROR_TEXT + 10);
+        let cut = bounded(long);
+        assert!(cut.starts_with(&"é".repeat(MAX_ERROR_TEXT)));
+        assert!(cut.ends_with("[20 more bytes]"), "{cut}");
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]

@@ -9,22 +9,8 @@ use super::params::{parse_int, Obj, PVal};
 use super::state::{SimCourse, SimEnrolment, SimState, SITE_COURSE_ID, WS_USER_ID};
 use crate::wire::{has_tags, is_valid_email, is_valid_username};
 
-/// Every function the simulator implements.
-pub const FUNCTIONS: &[&str] = &[
-    "core_webservice_get_site_info",
-    "core_course_get_courses_by_field",
-    "core_course_search_courses",
-    "core_course_duplicate_course",
-    "core_course_update_courses",
-    "core_course_delete_courses",
-    "core_course_get_categories",
-    "core_user_get_users_by_field",
-    "core_user_get_users",
-    "core_user_create_users",
-    "core_enrol_get_enrolled_users",
-    "enrol_manual_enrol_users",
-    "enrol_manual_unenrol_users",
-];
+/// Every function the simulator implements: exactly those the engine needs.
+pub const FUNCTIONS: &[&str] = crate::check::REQUIRED_FUNCTIONS;
 
 /// Functions that change the site (persisted after them).
 pub fn is_mutating(function: &str) -> bool {
