@@ -442,14 +442,11 @@ async fn crash_after_record_before_done_mark(backend: Backend) {
 /// lands before the step's done mark), again and again, each time taken over by a new worker.
 /// Each account is created once and each course duplicated once.
 ///
-/// PostgreSQL only: on SQLite, aborting a task in the middle of a write transaction leaves the
-/// pooled connection holding SQLite's write lock, and the next writer fails with "database is
-/// locked" — an artifact of aborting a task (a killed process releases its lock; `kill.rs`
-/// SIGKILLs a real process on SQLite).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn abort_right_after_a_record() {
+/// Each victim has a pool of its own, closed after the abort, as a dead process's connections
+/// are (aborting a task alone can leave its pooled SQLite connection inside a transaction).
+async fn abort_right_after_a_record(backend: Backend) {
     let Some(mut rig) = Rig::new(
-        Backend::Postgres,
+        backend,
         Faults {
             latency_ms: 3,
             duplicate_latency_ms: 20,
@@ -469,7 +466,8 @@ async fn abort_right_after_a_record() {
         let before = rig.store().head().await.unwrap();
         let mut cfg = config(&format!("victim{round}"));
         cfg.lease = Duration::from_millis(150);
-        let w = Worker::new(rig.store().clone(), Some(rig.client()), settings(), cfg);
+        let own = Store::connect(&rig.db.url).await.unwrap();
+        let w = Worker::new(own.clone(), Some(rig.client()), settings(), cfg);
         let task = tokio::spawn(w.run(std::future::pending()));
         // Abort as soon as the log grows by a saga fact.
         let started = Instant::now();
@@ -484,6 +482,7 @@ async fn abort_right_after_a_record() {
         }
         task.abort();
         let _ = task.await;
+        own.close().await;
         aborts += 1;
         if round == 5 {
             rig.run(&add("k", "k-late", false)).await;
@@ -916,7 +915,6 @@ async fn rebuild_replay_makes_no_moodle_call() {
 /// Moodle is wiped (a brand-new site: only the seed, new ids): `openvle-moodle reconcile
 /// --apply` brings it back to what the log says, recording the new course ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reconcile is not built yet (issue 5, another engineer): run with --ignored once `openvle-moodle reconcile --apply` exists"]
 async fn reconcile_after_a_wipe_restores_moodle() {
     let mut rig = Rig::new(Backend::Sqlite, Faults::default()).await.unwrap();
     rig.run_all(&[
@@ -1074,6 +1072,7 @@ async fn moodle_times_out_but_applied_postgres() {
 }
 
 both_backends!(
+    abort_right_after_a_record,
     crash_after_commit_before_dispatch,
     crash_after_read_before_call,
     crash_after_moodle_applied_before_record,
