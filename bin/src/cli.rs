@@ -114,9 +114,20 @@ pub struct WorkerArgs {
     /// OpenVLE events processed at once.
     #[arg(long, env = "OPENVLE_SAGA_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
-    /// Name of this worker in claims and logs (default: host and process id).
+    /// Name of this worker in claims and logs (default: host and process id). A restarted
+    /// worker with the same name takes its claims back at once instead of waiting for the lease.
     #[arg(long, env = "OPENVLE_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// First retry delay after a transient Moodle failure, in milliseconds (doubled per attempt,
+    /// with jitter).
+    #[arg(long, env = "OPENVLE_SAGA_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "OPENVLE_SAGA_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub retry_max_ms: u64,
+    /// Transient failures of one step in a row before the event is parked (0: never).
+    #[arg(long, env = "OPENVLE_SAGA_MAX_ATTEMPTS", default_value_t = 20)]
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -249,6 +249,10 @@ pub struct LastFailure {
 pub struct MoodleSync {
     pub course_id: Option<i64>,
     pub shortname: Option<String>,
+    /// The course was found by its shortname after an unknown outcome rather than created by a
+    /// call whose answer arrived: it may still be being restored.
+    #[serde(default)]
+    pub course_adopted: bool,
     pub course_visible: Option<bool>,
     pub course_deleted: bool,
     pub participants: BTreeMap<String, RecordedParticipant>,
@@ -339,10 +343,12 @@ impl Aggregate for MoodleSync {
             MoodleSyncEvent::CourseDuplicated {
                 course_id,
                 shortname,
+                adopted,
                 ..
             } => {
                 self.course_id = Some(course_id);
                 self.shortname = Some(shortname);
+                self.course_adopted = adopted;
                 self.course_visible = Some(true);
                 self.course_deleted = false;
                 self.succeeded();

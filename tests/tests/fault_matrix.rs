@@ -517,7 +517,8 @@ async fn abort_right_after_a_record(backend: Backend) {
 /// template 2; deploy t1 with 3 participants; simulator `duplicate_latency_ms = 1500`, client
 /// `duplicate_timeout = 300 ms`; run the worker → parked at `enrol` with `wsnoinstance`.
 /// Expected: an adopted course still being restored (no enrolment instance, or missing
-/// content) is "not ready yet" — wait and retry (transient), never park.
+/// content) is "not ready yet" — wait and retry (transient), never park. Fixed: the worker
+/// retries `wsnoinstance` for a few attempts before it counts as permanent.
 async fn moodle_times_out_but_applied(backend: Backend) {
     let Some(mut rig) = Rig::new(
         backend,
@@ -533,7 +534,14 @@ async fn moodle_times_out_but_applied(backend: Backend) {
     rig.run(&deploy("t1", &[("i1", true), ("s1", false), ("s2", false)]))
         .await;
     let client = rig.client_with(Duration::from_secs(5), Duration::from_millis(300));
-    let w = Worker::new(rig.store().clone(), Some(client), settings(), config("w"));
+    // Retries spaced like a (fast) production worker: 20 attempts span several seconds, longer
+    // than the simulated restore.
+    let cfg = SagaConfig {
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..config("w")
+    };
+    let w = Worker::new(rig.store().clone(), Some(client), settings(), cfg);
     idle(&w).await;
     // The call that timed out never reaches the simulator's call log (its handler is dropped
     // when the client hangs up); course ids are never reused, so the next id counts them all.
@@ -1060,13 +1068,11 @@ async fn one_poisoned_event_while_others_proceed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug: a course adopted after a duplication timeout is enrolled before its restore finished: wsnoinstance parks the event (see the doc comment)"]
 async fn moodle_times_out_but_applied_sqlite() {
     moodle_times_out_but_applied(Backend::Sqlite).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug: a course adopted after a duplication timeout is enrolled before its restore finished: wsnoinstance parks the event (see the doc comment)"]
 async fn moodle_times_out_but_applied_postgres() {
     moodle_times_out_but_applied(Backend::Postgres).await
 }

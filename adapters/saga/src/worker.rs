@@ -558,7 +558,10 @@ impl Worker {
                 }));
             };
 
-            let out = exec::run_step(client, cfg, step).await;
+            let mut out = exec::run_step(client, cfg, step).await;
+            if let Some(f) = out.failure.as_mut() {
+                settling(f, &recorded);
+            }
             self.inner.counters.steps.fetch_add(1, Ordering::Relaxed);
             let outcome = match &out.failure {
                 None => "ok",
@@ -750,6 +753,18 @@ async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
             t.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Moodle creates a duplicated course (with its shortname) before it restores the template into
+/// it, and adds the enrolment methods at the end of the restore. After a duplication whose answer
+/// was lost, the saga adopts that course by shortname and may enrol before the restore is done:
+/// Moodle then answers `wsnoinstance`. For an adopted course that answer is retried with backoff
+/// (and parks after `max_attempts`); for a course whose creation answer arrived it is the
+/// configuration problem it says.
+fn settling(f: &mut exec::Failure, recorded: &MoodleSync) {
+    if !f.transient && f.code == "wsnoinstance" && recorded.course_adopted {
+        f.transient = true;
     }
 }
 

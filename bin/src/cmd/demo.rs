@@ -62,6 +62,9 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     let worker_args = WorkerArgs {
         concurrency: 4,
         worker_id: Some("demo-worker".into()),
+        retry_base_ms: 200,
+        retry_max_ms: 5_000,
+        max_attempts: 20,
     };
     let mut saga_cfg = saga_config(&worker_args);
     saga_cfg.poll_interval = Duration::from_millis(50);

@@ -55,6 +55,9 @@ pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {
 pub fn saga_config(args: &WorkerArgs) -> saga::SagaConfig {
     let mut cfg = saga::SagaConfig {
         concurrency: args.concurrency.max(1),
+        backoff_base: std::time::Duration::from_millis(args.retry_base_ms.max(1)),
+        backoff_max: std::time::Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms)),
+        max_attempts: args.max_attempts,
         ..Default::default()
     };
     if let Some(id) = &args.worker_id {
