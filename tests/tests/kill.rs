@@ -51,6 +51,13 @@ fn serve_proc(db_url: &str, sim: &SimHandle, port: u16, dir: &std::path::Path) -
         "w1".into(),
         "--concurrency".into(),
         "4".into(),
+        // Retries spaced for a test (30 % of answers are lost), and never parked for it.
+        "--retry-base-ms".into(),
+        "100".into(),
+        "--retry-max-ms".into(),
+        "2000".into(),
+        "--max-attempts".into(),
+        "0".into(),
     ];
     for m in moodle_flags(sim) {
         args.push("--moodle".into());
