@@ -131,6 +131,9 @@ impl CheckReport {
                 self.functions_found.len(),
                 REQUIRED_FUNCTIONS.len()
             ));
+            for f in &self.functions_found {
+                s.push_str(&format!("    found:   {f}\n"));
+            }
             for f in &self.functions_missing {
                 s.push_str(&format!("    missing: {f}\n"));
             }

@@ -197,9 +197,13 @@ async fn missing_function_and_disabled_rest() {
     let report = check(&c).await;
     assert!(!report.ok);
     assert_eq!(report.functions_missing, ["core_course_delete_courses"]);
-    assert!(report
-        .render_text()
-        .contains("missing: core_course_delete_courses"));
+    let text = report.render_text();
+    assert!(text.contains("missing: core_course_delete_courses"));
+    assert!(text.contains("found:   core_user_create_users"), "{text}");
+    assert!(
+        !text.contains("found:   core_course_delete_courses"),
+        "{text}"
+    );
     t.sim().update_faults(|f| f.rest_disabled = true);
     let e = c.site_info().await.unwrap_err();
     assert_eq!(e.code(), "http_403");

@@ -202,8 +202,27 @@ async fn play(
         !exists
     );
 
-    let verify = get(http, &format!("{base}/api/v1/audit/verify")).await?;
+    // The audit log, a page at a time, as an auditor reads it.
+    let (mut pages, mut entries, mut next) = (0, 0, Some("0".to_string()));
+    while let Some(after) = next.take() {
+        let page = get(http, &format!("{base}/api/v1/audit?after={after}&limit=10")).await?;
+        pages += 1;
+        entries += page["events"].as_array().map(Vec::len).unwrap_or_default();
+        next = match &page["next"] {
+            Value::Null => None,
+            v => Some(
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            ),
+        };
+        if pages > 10_000 {
+            break;
+        }
+    }
     println!();
+    println!("Audit log (GET /api/v1/audit?limit=10): {entries} entries in {pages} pages");
+    let verify = get(http, &format!("{base}/api/v1/audit/verify")).await?;
     println!(
         "Audit chain: {}",
         if verify["ok"] == json!(true) {
