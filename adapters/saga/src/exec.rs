@@ -336,6 +336,30 @@ fn linked(u: &UserToLink, id: i64, username: &str, how: LinkKind) -> MoodleSyncE
 /// The case-insensitive email look-up (`core_user_get_users`): Moodle on PostgreSQL matches
 /// emails case-sensitively in the batched look-up but refuses a new account whose email differs
 /// only in case.
+/// The case-insensitive email look-up an account Moodle would refuse gets before its participant
+/// is parked: one match links the participant, several park it as ambiguous (never a guess).
+/// True when it settled the participant.
+async fn settled_by_fallback(
+    client: &MoodleClient,
+    u: &UserToLink,
+    out: &mut Outcome,
+) -> Result<bool, MoodleError> {
+    let found = fallback(client, u).await?;
+    match found.as_slice() {
+        [] => Ok(false),
+        [one] => {
+            out.facts
+                .push(linked(u, one.id, &one.username, LinkKind::Matched));
+            Ok(true)
+        }
+        many => {
+            let ids: Vec<i64> = many.iter().map(|f| f.id).collect();
+            out.facts.push(ambiguous(u, &ids));
+            Ok(true)
+        }
+    }
+}
+
 async fn fallback(
     client: &MoodleClient,
     u: &UserToLink,
@@ -381,22 +405,9 @@ async fn link_users(client: &MoodleClient, cfg: &SagaConfig, l: &LinkUsers, out:
                 // look-up, then park this participant alone.
                 Err(refusal) => {
                     if l.field == UserMatchField::Email {
-                        match fallback(client, u).await {
-                            Ok(users) if users.len() == 1 => {
-                                out.facts.push(linked(
-                                    u,
-                                    users[0].id,
-                                    &users[0].username,
-                                    LinkKind::Matched,
-                                ));
-                                continue;
-                            }
-                            Ok(users) if users.len() > 1 => {
-                                let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-                                out.facts.push(ambiguous(u, &ids));
-                                continue;
-                            }
-                            Ok(_) => {}
+                        match settled_by_fallback(client, u, out).await {
+                            Ok(true) => continue,
+                            Ok(false) => {}
                             Err(e) => return out.fail(Failure::of(&e)),
                         }
                     }
@@ -462,22 +473,9 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
                 let u = part[0];
                 // The commonest refusal: an account with this email in another case exists.
                 if l.field == UserMatchField::Email {
-                    match fallback(client, u).await {
-                        Ok(found) if found.len() == 1 => {
-                            out.facts.push(linked(
-                                u,
-                                found[0].id,
-                                &found[0].username,
-                                LinkKind::Matched,
-                            ));
-                            continue;
-                        }
-                        Ok(found) if found.len() > 1 => {
-                            let ids: Vec<i64> = found.iter().map(|f| f.id).collect();
-                            out.facts.push(ambiguous(u, &ids));
-                            continue;
-                        }
-                        Ok(_) => {}
+                    match settled_by_fallback(client, u, out).await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
                         Err(look) => return out.fail(Failure::of(&look)),
                     }
                 }
