@@ -192,6 +192,26 @@ pub enum MoodleSyncEvent {
         shortname: String,
         caused_by: Uuid,
     },
+    /// Written just before the saga asks Moodle to duplicate the template. Moodle creates the
+    /// course row (with the shortname) only at the end of its backup and restore, a second or
+    /// much more later; a worker that finds this record but no course knows that a duplication
+    /// may still be running in Moodle, and must not start a second one (two calls in flight
+    /// would make two courses with one shortname). `attempt` names this one call.
+    CourseDuplicationStarted {
+        attempt: Uuid,
+        shortname: String,
+        template_course_id: i64,
+        started_at_ms: i64,
+        caused_by: Uuid,
+    },
+}
+
+/// A duplication the saga announced and whose course is not recorded yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicationStarted {
+    pub attempt: Uuid,
+    /// When it was announced (milliseconds since the Unix epoch, the runner's clock).
+    pub started_at_ms: i64,
 }
 
 impl DomainEvent for MoodleSyncEvent {
@@ -213,6 +233,7 @@ impl DomainEvent for MoodleSyncEvent {
             MoodleSyncEvent::Resumed { .. } => "Resumed",
             MoodleSyncEvent::DriftObserved { .. } => "DriftObserved",
             MoodleSyncEvent::CourseAbsent { .. } => "CourseAbsent",
+            MoodleSyncEvent::CourseDuplicationStarted { .. } => "CourseDuplicationStarted",
         }
         .to_string()
     }
@@ -264,6 +285,9 @@ pub struct MoodleSync {
     /// The differences the last reconcile saw between the log and Moodle (empty: none).
     #[serde(default)]
     pub drift: Vec<DriftNote>,
+    /// The duplication announced last, while no course is recorded (None once one is).
+    #[serde(default)]
+    pub duplication: Option<DuplicationStarted>,
 }
 
 /// What the saga asks of its record.
@@ -285,6 +309,12 @@ impl MoodleSync {
                     format!("course {existing} is already recorded for this event"),
                 )),
                 _ => Ok(()),
+            },
+            MoodleSyncEvent::CourseDuplicationStarted { .. } => match self.course_id {
+                Some(existing) => Err(DomainError::SagaInvariant(format!(
+                    "course {existing} is already recorded for this event: nothing to duplicate"
+                ))),
+                None => Ok(()),
             },
             MoodleSyncEvent::CourseHidden { course_id, .. }
             | MoodleSyncEvent::CourseShown { course_id, .. }
@@ -349,6 +379,7 @@ impl Aggregate for MoodleSync {
                 self.course_id = Some(course_id);
                 self.shortname = Some(shortname);
                 self.course_adopted = adopted;
+                self.duplication = None;
                 self.course_visible = Some(true);
                 self.course_deleted = false;
                 self.succeeded();
@@ -405,6 +436,7 @@ impl Aggregate for MoodleSync {
             }
             MoodleSyncEvent::CourseLost { .. } => {
                 self.course_id = None;
+                self.duplication = None;
                 self.shortname = None;
                 self.course_visible = None;
                 for p in self.participants.values_mut() {
@@ -457,6 +489,16 @@ impl Aggregate for MoodleSync {
             }
             MoodleSyncEvent::DriftObserved { drift, .. } => {
                 self.drift = drift;
+            }
+            MoodleSyncEvent::CourseDuplicationStarted {
+                attempt,
+                started_at_ms,
+                ..
+            } => {
+                self.duplication = Some(DuplicationStarted {
+                    attempt,
+                    started_at_ms,
+                });
             }
             MoodleSyncEvent::CourseAbsent { .. } => {
                 self.course_id = None;

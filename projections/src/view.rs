@@ -200,7 +200,8 @@ impl EventFold {
             MoodleSyncEvent::Resumed { .. } => Some(None),
             MoodleSyncEvent::CourseLost { .. }
             | MoodleSyncEvent::UserLinkLost { .. }
-            | MoodleSyncEvent::DriftObserved { .. } => None,
+            | MoodleSyncEvent::DriftObserved { .. }
+            | MoodleSyncEvent::CourseDuplicationStarted { .. } => None,
             // A success: the last failure is over unless something is still parked.
             _ => Some(None),
         };

@@ -336,4 +336,8 @@ pub fn code(body: &Value) -> &str {
 }
 
 pub mod binary;
+pub mod drive;
 pub mod lifecycle;
+pub mod proxy;
+pub mod real_moodle;
+pub mod scratch_service;

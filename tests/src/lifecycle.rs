@@ -5,7 +5,11 @@
 //! |----------------------------|----------------------------------------------------------------|
 //! | deployed                   | one course `ovle-<id>` in category 2, visible; every participant enrolled with their role (instructor 3, student 5) |
 //! | ended                      | the course hidden; only the instructors enrolled                |
-//! | deleted                    | no course (`MOODLE_DELETE_COURSE_ON_EVENT_DELETE=true`)         |
+//! | deleted                    | no course (`MOODLE_DELETE_COURSE_ON_EVENT_DELETE=true`); the course as it was (`false`, [`Model::keep_course_on_delete`]) |
+//!
+//! With `MOODLE_REMOVAL_MODE=suspend` ([`Model::removal_suspends`]) a removed participant, and a
+//! student of an ended event, stays enrolled with their role, suspended; added again, they are
+//! active again.
 //!
 //! An event of an environment without a template has no course at all. Accounts: one per
 //! person (no two accounts share an email case-insensitively or a username), and the engine
@@ -16,6 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::participant::ParticipantInput;
 use moodle::sim::{SimState, EVENTS_CATEGORY_ID};
 use serde_json::{json, Value};
+
+mod execute;
+pub use execute::execute;
+
+/// Lowercased email → (role id, suspended).
+pub type Enrolments = BTreeMap<String, (i64, bool)>;
 
 pub const INSTRUCTOR_ROLE: i64 = 3;
 pub const STUDENT_ROLE: i64 = 5;
@@ -128,6 +138,12 @@ pub struct ModelEvent {
     pub linked: bool,
     pub phase: Phase,
     pub participants: BTreeMap<String, Person>,
+    /// Participants removed and not added again.
+    pub removed: BTreeMap<String, Person>,
+    /// Whether the event ended (it stays true once deleted).
+    pub ended: bool,
+    /// Deleted while [`Model::keep_course_on_delete`] was set: the course stays as it was.
+    pub course_kept: bool,
 }
 
 /// The model: environments, events, and the accounts that may exist.
@@ -139,6 +155,13 @@ pub struct Model {
     pub linked_emails: BTreeSet<String>,
     /// Lowercased emails of accounts made in Moodle by hand before the test.
     pub preexisting: BTreeSet<String>,
+    /// The category the engine puts courses in (None: the simulator's events category).
+    pub category: Option<i64>,
+    /// `MOODLE_REMOVAL_MODE=suspend`: removals and the end of an event suspend enrolments.
+    pub removal_suspends: bool,
+    /// `MOODLE_DELETE_COURSE_ON_EVENT_DELETE=false`: a deletion leaves the course as it was
+    /// (read when a deletion is applied, so a test may change it between commands).
+    pub keep_course_on_delete: bool,
 }
 
 impl Model {
@@ -171,6 +194,9 @@ impl Model {
                         linked,
                         phase: Phase::Deployed,
                         participants: people.iter().map(|p| (p.id.clone(), p.clone())).collect(),
+                        removed: BTreeMap::new(),
+                        ended: false,
+                        course_kept: false,
                     },
                 );
                 true
@@ -191,18 +217,24 @@ impl Model {
                 if e.linked {
                     self.linked_emails.insert(email);
                 }
+                e.removed.remove(&person.id);
                 e.participants.insert(person.id.clone(), person.clone());
                 true
             }
             Cmd::Remove { event, participant } => match self.events.get_mut(event) {
-                Some(e) if e.phase == Phase::Deployed => {
-                    e.participants.remove(participant).is_some()
-                }
+                Some(e) if e.phase == Phase::Deployed => match e.participants.remove(participant) {
+                    Some(p) => {
+                        e.removed.insert(p.id.clone(), p);
+                        true
+                    }
+                    None => false,
+                },
                 _ => false,
             },
             Cmd::End { event } => match self.events.get_mut(event) {
                 Some(e) if e.phase == Phase::Deployed => {
                     e.phase = Phase::Ended;
+                    e.ended = true;
                     true
                 }
                 _ => false,
@@ -210,6 +242,7 @@ impl Model {
             Cmd::Delete { event } => match self.events.get_mut(event) {
                 Some(e) if e.phase != Phase::Deleted => {
                     e.phase = Phase::Deleted;
+                    e.course_kept = self.keep_course_on_delete;
                     true
                 }
                 _ => false,
@@ -217,24 +250,36 @@ impl Model {
         }
     }
 
-    /// email (lowercased) → role id that must be enrolled in `event`'s course, or None when the
-    /// event must have no course.
+    /// email (lowercased) → role id that must be enrolled in `event`'s course (actively or
+    /// suspended), or None when the event must have no course.
     pub fn expected_course(&self, event: &str) -> Option<(bool, BTreeMap<String, i64>)> {
+        let (visible, enrolled) = self.expected_enrolments(event)?;
+        Some((
+            visible,
+            enrolled.into_iter().map(|(e, (r, _))| (e, r)).collect(),
+        ))
+    }
+
+    /// Whether `event`'s course must be visible, and email (lowercased) → (role id, suspended)
+    /// of its enrolments; None when the event must have no course.
+    pub fn expected_enrolments(&self, event: &str) -> Option<(bool, Enrolments)> {
         let e = self.events.get(event)?;
-        if !e.linked {
+        if !e.linked || (e.phase == Phase::Deleted && !e.course_kept) {
             return None;
         }
-        let visible = match e.phase {
-            Phase::Deployed => true,
-            Phase::Ended => false,
-            Phase::Deleted => return None,
-        };
-        let enrolled = e
-            .participants
-            .values()
-            .filter(|p| visible || p.instructor)
-            .map(|p| (p.email.to_lowercase(), p.role_id()))
-            .collect();
+        let visible = !e.ended;
+        let mut enrolled = Enrolments::new();
+        if self.removal_suspends {
+            for p in e.removed.values() {
+                enrolled.insert(p.email.to_lowercase(), (p.role_id(), true));
+            }
+        }
+        for p in e.participants.values() {
+            let suspended = e.ended && !p.instructor;
+            if !suspended || self.removal_suspends {
+                enrolled.insert(p.email.to_lowercase(), (p.role_id(), suspended));
+            }
+        }
         Some((visible, enrolled))
     }
 
@@ -305,7 +350,7 @@ impl Model {
             .values()
             .filter(|c| c.shortname == shortname)
             .collect();
-        match (self.expected_course(id), courses.as_slice()) {
+        match (self.expected_enrolments(id), courses.as_slice()) {
             (None, []) => {}
             (None, found) => problems.push(format!(
                 "event {id} must have no course, found {:?}",
@@ -313,7 +358,7 @@ impl Model {
             )),
             (Some(_), []) => problems.push(format!("event {id} has no course")),
             (Some((visible, wanted)), [course]) => {
-                if course.categoryid != EVENTS_CATEGORY_ID {
+                if course.categoryid != self.category.unwrap_or(EVENTS_CATEGORY_ID) {
                     problems.push(format!("course of {id} in category {}", course.categoryid));
                 }
                 if course.visible != visible {
@@ -340,7 +385,7 @@ impl Model {
                     .collect();
                 let want: BTreeMap<String, (Vec<i64>, bool)> = wanted
                     .into_iter()
-                    .map(|(email, role)| (email, (vec![role], false)))
+                    .map(|(email, (role, suspended))| (email, (vec![role], suspended)))
                     .collect();
                 if got != want {
                     problems.push(format!(
@@ -361,73 +406,4 @@ impl Model {
             Err(problems.join("\n"))
         }
     }
-}
-
-/// Runs `cmd` through the domain and the store (as the API would); `Err` carries the domain's
-/// refusal code.
-pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
-    use domain::environment::{Environment, EnvironmentCommand};
-    use domain::event::{EventCommand, VleEvent};
-    use store::{CommandError, CommandMeta};
-
-    fn map(e: CommandError<domain::DomainError>) -> String {
-        match e {
-            CommandError::Rejected(e) => e.code().to_string(),
-            other => panic!("the store failed: {other}"),
-        }
-    }
-    let meta = CommandMeta::new("test");
-    let (event, command) = match cmd {
-        Cmd::Environment { id, template } => {
-            return store
-                .execute::<Environment>(
-                    id,
-                    EnvironmentCommand::Put {
-                        id: id.clone(),
-                        name: format!("Environment {id}"),
-                        moodle_template_course_id: *template,
-                    },
-                    &meta,
-                )
-                .await
-                .map(|_| ())
-                .map_err(map);
-        }
-        Cmd::Deploy { event, env, people } => {
-            let environment = store
-                .load::<Environment>(env)
-                .await
-                .expect("load environment")
-                .map(|(e, _)| e);
-            (
-                event,
-                EventCommand::Deploy {
-                    id: event.clone(),
-                    environment_id: env.clone(),
-                    name: format!("Lab {event}"),
-                    participants: people.iter().map(Person::input).collect(),
-                    environment,
-                },
-            )
-        }
-        Cmd::Add { event, person } => (
-            event,
-            EventCommand::AddParticipant {
-                participant: person.input(),
-            },
-        ),
-        Cmd::Remove { event, participant } => (
-            event,
-            EventCommand::RemoveParticipant {
-                participant_id: participant.clone(),
-            },
-        ),
-        Cmd::End { event } => (event, EventCommand::End),
-        Cmd::Delete { event } => (event, EventCommand::Delete),
-    };
-    store
-        .execute::<VleEvent>(event, command, &meta)
-        .await
-        .map(|_| ())
-        .map_err(map)
 }

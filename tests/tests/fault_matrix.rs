@@ -519,7 +519,7 @@ async fn abort_right_after_a_record(backend: Backend) {
 /// instance yet, Moodle answers `wsnoinstance`, which the saga treats as permanent and parks
 /// the event for good (a person must `retry`). Minimal sequence: environment linked to
 /// template 2; deploy t1 with 3 participants; simulator `duplicate_latency_ms = 1500`, client
-/// `duplicate_timeout = 300 ms`; run the worker → parked at `enrol` with `wsnoinstance`.
+/// `duplicate_timeout = 1000 ms` (the saga waits twice that for the course to land); run the worker → parked at `enrol` with `wsnoinstance`.
 /// Expected: an adopted course still being restored (no enrolment instance, or missing
 /// content) is "not ready yet" — wait and retry (transient), never park. Fixed: the worker
 /// retries `wsnoinstance` for a few attempts before it counts as permanent.
@@ -537,7 +537,7 @@ async fn moodle_times_out_but_applied(backend: Backend) {
     };
     rig.run(&deploy("t1", &[("i1", true), ("s1", false), ("s2", false)]))
         .await;
-    let client = rig.client_with(Duration::from_secs(5), Duration::from_millis(300));
+    let client = rig.client_with(Duration::from_secs(5), Duration::from_millis(1000));
     // Retries spaced like a (fast) production worker: 20 attempts span several seconds, longer
     // than the simulated restore.
     let cfg = SagaConfig {

@@ -175,7 +175,7 @@ fn worker(store: &Store, sim: &SimHandle) -> Worker {
         ClientOptions {
             allow_insecure_http: true,
             timeout: Duration::from_secs(10),
-            duplicate_timeout: Duration::from_secs(20),
+            duplicate_timeout: Duration::from_secs(2),
             ..ClientOptions::default()
         },
     )

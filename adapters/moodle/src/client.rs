@@ -161,6 +161,12 @@ impl MoodleClient {
     }
 
     /// The `max_input_vars` assumed: the override, else from the known release, else 1000.
+    /// How long a `core_course_duplicate_course` call may take before it is given up (the window
+    /// in which a duplication whose answer never came may still land its course).
+    pub fn duplicate_timeout(&self) -> Duration {
+        self.inner.opts.duplicate_timeout
+    }
+
     pub fn max_input_vars(&self) -> usize {
         self.inner
             .opts

@@ -3,7 +3,9 @@
 //! Every function returns the facts established so far *and* the failure that stopped it, so a
 //! batch that half succeeded is recorded before the failure is handled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use domain::moodle_sync::{LinkKind, MoodleSyncEvent};
 use moodle::{
@@ -11,8 +13,12 @@ use moodle::{
     MoodleError, NewUser, Unenrolment, UserField,
 };
 use projections::saga::{
-    EnrolItem, EnsureCourse, LinkUsers, RemovalMode, RemoveItem, Step, UserMatchField, UserToLink,
+    when_no_course, EnrolItem, EnsureCourse, LinkUsers, NoCourseYet, RemovalMode, RemoveItem, Step,
+    UserMatchField, UserToLink,
 };
+use uuid::Uuid;
+
+use crate::db::now_ms;
 
 use crate::SagaConfig;
 
@@ -50,6 +56,68 @@ impl Failure {
 pub(crate) struct Outcome {
     pub facts: Vec<MoodleSyncEvent>,
     pub failure: Option<Failure>,
+    /// Nothing failed, but the step cannot go on before this time (ms), for this reason: a
+    /// duplication announced earlier may still be running in Moodle.
+    pub wait_until: Option<(i64, String)>,
+}
+
+/// What a worker process knows beside its record: the duplications it announced in this life
+/// and has not called yet (an announcement found in the record but not here was made by a
+/// process that may have called already: [`when_no_course`] decides), and the window in which
+/// an announced duplication may still land.
+#[derive(Debug)]
+pub(crate) struct StepContext {
+    announced: Mutex<HashSet<Uuid>>,
+    pub duplication_window: Duration,
+}
+
+impl StepContext {
+    pub fn new(duplication_window: Duration) -> StepContext {
+        StepContext {
+            announced: Mutex::new(HashSet::new()),
+            duplication_window,
+        }
+    }
+
+    fn announce(&self) -> Uuid {
+        let attempt = Uuid::new_v4();
+        if let Ok(mut set) = self.announced.lock() {
+            set.insert(attempt);
+        }
+        attempt
+    }
+
+    /// `attempt` is this process's again: its call was answered with a refusal, nothing runs.
+    fn keep_own(&self, attempt: Uuid) {
+        if let Ok(mut set) = self.announced.lock() {
+            set.insert(attempt);
+        }
+    }
+
+    /// Whether `attempt` was announced by this process and not called yet (then it is now).
+    fn take_own(&self, attempt: Uuid) -> bool {
+        self.announced
+            .lock()
+            .map(|mut set| set.remove(&attempt))
+            .unwrap_or(false)
+    }
+
+    /// What to do about a course a look-up did not find.
+    fn no_course_yet(
+        &self,
+        in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
+    ) -> NoCourseYet {
+        let window = i64::try_from(self.duplication_window.as_millis()).unwrap_or(i64::MAX);
+        when_no_course(in_flight, now_ms(), window)
+    }
+}
+
+fn waiting_reason(shortname: &str, at: i64) -> String {
+    let secs = (at - now_ms()).max(0) / 1000;
+    format!(
+        "a duplication of {shortname} begun earlier may still be running in Moodle \
+         (its course appears only when the restore ends): looking again in {secs} s"
+    )
 }
 
 impl Outcome {
@@ -76,7 +144,12 @@ fn item_specific(e: &MoodleError) -> bool {
     }
 }
 
-pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Step) -> Outcome {
+pub(crate) async fn run_step(
+    client: &MoodleClient,
+    cfg: &SagaConfig,
+    ctx: &StepContext,
+    step: &Step,
+) -> Outcome {
     let mut out = Outcome::default();
     match step {
         Step::ParkParticipants(items) => {
@@ -89,7 +162,7 @@ pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Ste
                 });
             }
         }
-        Step::EnsureCourse(e) => ensure_course(client, e, &mut out).await,
+        Step::EnsureCourse(e) => ensure_course(client, ctx, e, &mut out).await,
         Step::LinkUsers(l) => link_users(client, cfg, l, &mut out).await,
         Step::Enrol { course_id, items } => {
             for chunk in items.chunks(cfg.enrol_batch.max(1)) {
@@ -180,16 +253,23 @@ pub(crate) async fn run_step(client: &MoodleClient, cfg: &SagaConfig, step: &Ste
             shortname,
             template_course_id,
             cause,
+            in_flight,
         } => match find_course(client, shortname).await {
             // Adopted: the next plan deletes it.
             Ok(Some(course)) => {
                 out.facts
                     .extend(adopted_course(&course, *template_course_id, cause.event_id))
             }
-            Ok(None) => out.facts.push(MoodleSyncEvent::CourseAbsent {
-                shortname: shortname.clone(),
-                caused_by: cause.event_id,
-            }),
+            Ok(None) => match ctx.no_course_yet(in_flight.as_ref()) {
+                // The course may still land: deleting "nothing" now would leave it behind.
+                NoCourseYet::WaitUntil(at) => {
+                    out.wait_until = Some((at, waiting_reason(shortname, at)))
+                }
+                NoCourseYet::Announce => out.facts.push(MoodleSyncEvent::CourseAbsent {
+                    shortname: shortname.clone(),
+                    caused_by: cause.event_id,
+                }),
+            },
             Err(e) => out.fail(Failure::of(&e)),
         },
     }
@@ -249,15 +329,39 @@ pub(crate) async fn find_course(
     Ok(courses.into_iter().find(|c| c.shortname == shortname))
 }
 
-async fn ensure_course(client: &MoodleClient, e: &EnsureCourse, out: &mut Outcome) {
-    // Look before acting: a previous attempt may have created it (even if its answer was lost).
-    match find_course(client, &e.shortname).await {
-        Ok(Some(course)) => {
-            out.facts.extend(adopted(e, &course));
-            return;
+/// Finds the event's course, or duplicates the template: the look-up first (a previous attempt
+/// may have made it, even if its answer was lost), then an announcement recorded before the
+/// call (see `projections::saga::duplication`), then the call.
+async fn ensure_course(
+    client: &MoodleClient,
+    ctx: &StepContext,
+    e: &EnsureCourse,
+    out: &mut Outcome,
+) {
+    let own_call_due = e.in_flight.is_some_and(|d| ctx.take_own(d.attempt));
+    if !own_call_due {
+        match find_course(client, &e.shortname).await {
+            Ok(Some(course)) => {
+                out.facts.extend(adopted(e, &course));
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => return out.fail(Failure::of(&err)),
         }
-        Ok(None) => {}
-        Err(err) => return out.fail(Failure::of(&err)),
+        match ctx.no_course_yet(e.in_flight.as_ref()) {
+            NoCourseYet::WaitUntil(at) => {
+                out.wait_until = Some((at, waiting_reason(&e.shortname, at)));
+            }
+            NoCourseYet::Announce => out.facts.push(MoodleSyncEvent::CourseDuplicationStarted {
+                attempt: ctx.announce(),
+                shortname: e.shortname.clone(),
+                template_course_id: e.template_course_id,
+                started_at_ms: now_ms(),
+                caused_by: e.cause.event_id,
+            }),
+        }
+        // Recorded first; the next plan carries the announcement back here, and the call runs.
+        return;
     }
     let req = DuplicateCourse {
         template_id: e.template_course_id,
@@ -299,7 +403,14 @@ async fn ensure_course(client: &MoodleClient, e: &EnsureCourse, out: &mut Outcom
                 Err(look) => out.fail(Failure::of(&look)),
             }
         }
-        Err(err) => out.fail(Failure::of(&err)),
+        Err(err) => {
+            // Moodle answered, and made nothing: the next attempt of this process may call at
+            // once (a process that does not know this waits out the window).
+            if let Some(d) = e.in_flight {
+                ctx.keep_own(d.attempt);
+            }
+            out.fail(Failure::of(&err))
+        }
     }
 }
 

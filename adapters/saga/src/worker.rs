@@ -65,6 +65,7 @@ struct Inner {
     schema_ready: AtomicBool,
     backfill_checked: AtomicBool,
     counters: Counters,
+    steps: exec::StepContext,
 }
 
 /// A saga worker. Cheap to clone (clones share everything); run one per process (`serve` runs
@@ -100,8 +101,13 @@ impl Worker {
         settings: SagaSettings,
         config: SagaConfig,
     ) -> Worker {
+        let timeout = moodle
+            .as_ref()
+            .map_or(Duration::from_secs(600), MoodleClient::duplicate_timeout);
+        let steps = exec::StepContext::new(projections::saga::landing_window(timeout));
         Worker {
             inner: Arc::new(Inner {
+                steps,
                 store,
                 moodle,
                 settings,
@@ -127,6 +133,7 @@ impl Worker {
         if config.reconcile.is_none() {
             config.reconcile = crate::ReconcileSchedule::from_env()?;
         }
+
         let client = if moodle.enabled {
             Some(MoodleClient::new(moodle)?)
         } else {
@@ -558,12 +565,13 @@ impl Worker {
                 }));
             };
 
-            let mut out = exec::run_step(client, cfg, step).await;
+            let mut out = exec::run_step(client, cfg, &self.inner.steps, step).await;
             if let Some(f) = out.failure.as_mut() {
                 settling(f, &recorded);
             }
             self.inner.counters.steps.fetch_add(1, Ordering::Relaxed);
             let outcome = match &out.failure {
+                None if out.wait_until.is_some() => "waiting",
                 None => "ok",
                 Some(f) if f.transient => "transient",
                 Some(_) => "parked",
@@ -640,6 +648,15 @@ impl Worker {
                     }))
                 }
             };
+            if let (None, Some((at, reason))) = (&out.failure, out.wait_until) {
+                // Not a failure: no attempt is counted, nothing is parked.
+                tracing::info!(event = id, step = step.name(), "{reason}");
+                return Ok(Ended::Release(Release::RetryAt {
+                    at,
+                    attempts: claim.attempts,
+                    reason,
+                }));
+            }
             match out.failure {
                 None if fenced => return Ok(Ended::Release(Release::Abandon)),
                 None => continue,

@@ -236,6 +236,9 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
         MoodleSyncEvent::CourseAbsent { shortname, .. } => {
             format!("course {shortname} is not in Moodle: nothing to delete")
         }
+        MoodleSyncEvent::CourseDuplicationStarted { shortname, .. } => {
+            format!("asking Moodle to duplicate the template as {shortname}")
+        }
     }
 }
 

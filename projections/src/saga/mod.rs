@@ -22,11 +22,13 @@
 //! participants are left out of every step until an operator resumes the saga.
 
 pub mod desired;
+pub mod duplication;
 pub mod plan;
 pub mod reconcile;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
+pub use duplication::{landing_window, when_no_course, NoCourseYet};
 pub use plan::{
     plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemovalMode, RemoveItem,
     SagaSettings, Step, SyncState, UserMatchField, UserToLink,

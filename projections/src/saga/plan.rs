@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use domain::event::Status;
-use domain::moodle_sync::{EnrolmentState, MoodleSync, RecordedParticipant};
+use domain::moodle_sync::{DuplicationStarted, EnrolmentState, MoodleSync, RecordedParticipant};
 use domain::participant::Role;
 
 use super::desired::{Cause, Desired, DesiredParticipant};
@@ -123,6 +123,8 @@ pub struct EnsureCourse {
     pub category_id: i64,
     pub visible: bool,
     pub cause: Cause,
+    /// The duplication announced last and not answered yet (see [`crate::saga::duplication`]).
+    pub in_flight: Option<DuplicationStarted>,
 }
 
 /// One participant to tie to a Moodle account.
@@ -219,6 +221,8 @@ pub enum Step {
         shortname: String,
         template_course_id: i64,
         cause: Cause,
+        /// A duplication that may still land the course (see [`crate::saga::duplication`]).
+        in_flight: Option<DuplicationStarted>,
     },
 }
 
@@ -378,6 +382,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
                 shortname: desired.shortname(),
                 template_course_id,
                 cause: desired.status_cause(),
+                in_flight: recorded.duplication,
             });
         }
         return finish(steps, false);
@@ -475,6 +480,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
             category_id: settings.category_id,
             visible: active,
             cause: desired.deployed.unwrap_or_else(|| desired.status_cause()),
+            in_flight: recorded.duplication,
         }));
     }
     if !links.is_empty() {

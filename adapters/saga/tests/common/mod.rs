@@ -38,7 +38,7 @@ pub fn client(sim: &SimHandle) -> MoodleClient {
         ClientOptions {
             allow_insecure_http: true,
             timeout: Duration::from_secs(10),
-            duplicate_timeout: Duration::from_secs(20),
+            duplicate_timeout: Duration::from_secs(3),
             ..ClientOptions::default()
         },
     )
