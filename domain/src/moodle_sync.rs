@@ -192,6 +192,13 @@ pub enum MoodleSyncEvent {
         shortname: String,
         caused_by: Uuid,
     },
+    /// The event was deleted while `MOODLE_DELETE_COURSE_ON_EVENT_DELETE` was off: its course is
+    /// kept (as an ended event's), for good. Recorded so that turning the setting on later does
+    /// not reach back and delete courses that were kept.
+    CourseKept {
+        course_id: i64,
+        caused_by: Uuid,
+    },
     /// Written just before the saga asks Moodle to duplicate the template. Moodle creates the
     /// course row (with the shortname) only at the end of its backup and restore, a second or
     /// much more later; a worker that finds this record but no course knows that a duplication
@@ -234,6 +241,7 @@ impl DomainEvent for MoodleSyncEvent {
             MoodleSyncEvent::DriftObserved { .. } => "DriftObserved",
             MoodleSyncEvent::CourseAbsent { .. } => "CourseAbsent",
             MoodleSyncEvent::CourseDuplicationStarted { .. } => "CourseDuplicationStarted",
+            MoodleSyncEvent::CourseKept { .. } => "CourseKept",
         }
         .to_string()
     }
@@ -285,6 +293,9 @@ pub struct MoodleSync {
     /// The differences the last reconcile saw between the log and Moodle (empty: none).
     #[serde(default)]
     pub drift: Vec<DriftNote>,
+    /// The course was kept when the event was deleted (see `CourseKept`).
+    #[serde(default)]
+    pub course_kept: bool,
     /// The duplication announced last, while no course is recorded (None once one is).
     #[serde(default)]
     pub duplication: Option<DuplicationStarted>,
@@ -319,6 +330,7 @@ impl MoodleSync {
             MoodleSyncEvent::CourseHidden { course_id, .. }
             | MoodleSyncEvent::CourseShown { course_id, .. }
             | MoodleSyncEvent::CourseDeleted { course_id, .. }
+            | MoodleSyncEvent::CourseKept { course_id, .. }
             | MoodleSyncEvent::CourseLost { course_id, .. } => {
                 if self.course_id == Some(*course_id) {
                     Ok(())
@@ -499,6 +511,10 @@ impl Aggregate for MoodleSync {
                     attempt,
                     started_at_ms,
                 });
+            }
+            MoodleSyncEvent::CourseKept { .. } => {
+                self.course_kept = true;
+                self.succeeded();
             }
             MoodleSyncEvent::CourseAbsent { .. } => {
                 self.course_id = None;

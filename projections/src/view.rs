@@ -257,10 +257,12 @@ impl EventFold {
             }
         } else {
             let deleting = self.event.status == Status::Deleted;
-            let delete_course = deleting && settings.delete_course_on_event_delete;
+            // The setting decides once, when the event is deleted (as the planner does).
+            let delete_course =
+                deleting && settings.delete_course_on_event_delete && !sync.course_kept;
             let has_course = sync.course_id.is_some() && !sync.course_deleted;
-            // A deleted event whose course never existed needs nothing.
-            let never_created = deleting && sync.course_id.is_none();
+            // A deleted event whose course never existed, or is gone, needs nothing.
+            let never_created = deleting && !has_course;
             let wants_course = !(delete_course || never_created);
             if delete_course {
                 if has_course {
@@ -268,6 +270,9 @@ impl EventFold {
                 }
             } else if wants_course {
                 if !has_course {
+                    pending_steps += 1;
+                }
+                if deleting && !sync.course_kept {
                     pending_steps += 1;
                 }
                 let visible = self.event.status == Status::Deployed;
@@ -581,7 +586,7 @@ mod tests {
         assert_eq!(v.moodle.state, MoodleState::InSync);
         assert_eq!(v.moodle.course_visible, None);
 
-        // Kept course: hidden, students out.
+        // Kept course: recorded as kept, hidden, students out.
         let mut f = synced();
         f.apply_event(EventEvent::Deleted);
         assert_eq!(
@@ -589,8 +594,17 @@ mod tests {
                 .unwrap()
                 .moodle
                 .pending_steps,
-            2
+            3
         );
+        f.apply_sync(
+            MoodleSyncEvent::CourseKept {
+                course_id: 10,
+                caused_by: Uuid::nil(),
+            },
+            at(9),
+        );
+        // Turning deletion on afterwards does not reach back to this course.
+        assert_eq!(f.view(&delete).unwrap().moodle.pending_steps, 2);
 
         // Deleted before the saga ever created a course: nothing to do.
         let mut f = EventFold::new();

@@ -243,6 +243,8 @@ impl Model {
                 Some(e) if e.phase != Phase::Deleted => {
                     e.phase = Phase::Deleted;
                     e.course_kept = self.keep_course_on_delete;
+                    // A kept course of a deleted event is treated as an ended event's.
+                    e.ended |= e.course_kept;
                     true
                 }
                 _ => false,

@@ -163,6 +163,10 @@ pub(crate) async fn run_step(
             }
         }
         Step::EnsureCourse(e) => ensure_course(client, ctx, e, &mut out).await,
+        Step::KeepCourse { course_id, cause } => out.facts.push(MoodleSyncEvent::CourseKept {
+            course_id: *course_id,
+            caused_by: cause.event_id,
+        }),
         Step::LinkUsers(l) => link_users(client, cfg, l, &mut out).await,
         Step::Enrol { course_id, items } => {
             for chunk in items.chunks(cfg.enrol_batch.max(1)) {

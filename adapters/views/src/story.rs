@@ -236,6 +236,9 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
         MoodleSyncEvent::CourseAbsent { shortname, .. } => {
             format!("course {shortname} is not in Moodle: nothing to delete")
         }
+        MoodleSyncEvent::CourseKept { course_id, .. } => {
+            format!("course {course_id} kept (course deletion was off when the event was deleted)")
+        }
         MoodleSyncEvent::CourseDuplicationStarted { shortname, .. } => {
             format!("asking Moodle to duplicate the template as {shortname}")
         }

@@ -217,6 +217,11 @@ pub enum Step {
     /// A deleted event (course deletion on) without a recorded course: a creation whose outcome
     /// was never known (or never recorded) may have left one. Look it up by shortname: adopt it
     /// (then `DeleteCourse`), or record `CourseAbsent`.
+    /// Record that a deleted event's course is kept (no call).
+    KeepCourse {
+        course_id: i64,
+        cause: Cause,
+    },
     FindCourseToDelete {
         shortname: String,
         template_course_id: i64,
@@ -246,6 +251,7 @@ impl Step {
             Step::SetCourseVisible { visible: true, .. } => "show_course",
             Step::DeleteCourse { .. } => "delete_course",
             Step::FindCourseToDelete { .. } => "find_course_to_delete",
+            Step::KeepCourse { .. } => "keep_course",
         }
     }
 
@@ -264,7 +270,8 @@ impl Step {
             Step::Remove { items, .. } => latest(&mut items.iter().map(|i| i.cause)),
             Step::SetCourseVisible { cause, .. }
             | Step::DeleteCourse { cause, .. }
-            | Step::FindCourseToDelete { cause, .. } => *cause,
+            | Step::FindCourseToDelete { cause, .. }
+            | Step::KeepCourse { cause, .. } => *cause,
         }
     }
 
@@ -278,7 +285,8 @@ impl Step {
             Step::EnsureCourse(_)
             | Step::SetCourseVisible { .. }
             | Step::DeleteCourse { .. }
-            | Step::FindCourseToDelete { .. } => 1,
+            | Step::FindCourseToDelete { .. }
+            | Step::KeepCourse { .. } => 1,
         }
     }
 
@@ -370,7 +378,8 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
     let course_id = recorded.course_id.filter(|_| has_course);
     let mut steps = Vec::new();
 
-    if deleting && settings.delete_course_on_event_delete {
+    // The setting as it was when the event was deleted decides, once: a kept course stays kept.
+    if deleting && settings.delete_course_on_event_delete && !recorded.course_kept {
         if let Some(course_id) = course_id {
             steps.push(Step::DeleteCourse {
                 course_id,
@@ -388,8 +397,16 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
         return finish(steps, false);
     }
     // A deleted event whose course never existed (or is gone) needs nothing. Otherwise a
-    // deleted event keeps its course as an ended one: hidden, instructors only.
+    // deleted event keeps its course as an ended one: hidden, instructors only; that it is kept
+    // is recorded first.
     if deleting && course_id.is_none() {
+        return finish(steps, false);
+    }
+    if let (true, Some(course_id), false) = (deleting, course_id, recorded.course_kept) {
+        steps.push(Step::KeepCourse {
+            course_id,
+            cause: desired.status_cause(),
+        });
         return finish(steps, false);
     }
 

@@ -123,6 +123,10 @@ fn step_once(d: &Desired, r: &mut MoodleSync, s: &SagaSettings) -> Option<Step> 
                 },
             })
             .collect(),
+        Step::KeepCourse { course_id, .. } => vec![MoodleSyncEvent::CourseKept {
+            course_id: *course_id,
+            caused_by: nil,
+        }],
         Step::SetCourseVisible {
             course_id, visible, ..
         } => vec![if *visible {
@@ -497,8 +501,10 @@ fn delete_with_and_without_course_deletion() {
     events.push(EventEvent::Deleted);
     let d = desired(events);
 
-    // Kept: nothing more (it was ended already).
-    assert!(plan(&d, &r, &settings()).is_empty());
+    // Kept: recorded as kept, nothing more (it was ended already).
+    let mut kept = r.clone();
+    assert_eq!(converge(&d, &mut kept, &settings()), ["keep_course"]);
+    assert!(kept.course_kept);
     // Deleted when configured.
     let del = SagaSettings {
         delete_course_on_event_delete: true,
@@ -528,7 +534,7 @@ fn delete_with_and_without_course_deletion() {
     events.push(EventEvent::Deleted);
     assert_eq!(
         converge(&desired(events), &mut r, &settings()),
-        ["unenrol", "hide_course"]
+        ["keep_course", "unenrol", "hide_course"]
     );
 
     // Deleted before the saga ever recorded a course: nothing when the course is kept; with
@@ -916,5 +922,39 @@ mod reconcile_pure {
         assert_eq!(rec.rows[0].note.kind, DriftKind::CourseExists);
         apply(&mut r, rec.corrections);
         assert_eq!(converge(&d, &mut r, &del), ["delete_course"]);
+    }
+}
+
+/// The course-deletion setting decides once, when the event is deleted: turned on later, it
+/// does not delete a course that was kept; turned off later, it does not revive work on a
+/// course that was deleted.
+#[test]
+fn the_deletion_setting_is_the_one_in_force_when_the_event_was_deleted() {
+    let keep = settings();
+    let delete = SagaSettings {
+        delete_course_on_event_delete: true,
+        ..settings()
+    };
+    let live = vec![deployed(
+        Some(42),
+        vec![person("t", Role::Instructor), person("s", Role::Student)],
+    )];
+    let mut deleted = live.clone();
+    deleted.push(EventEvent::Deleted);
+    for (first, then) in [(&keep, &delete), (&delete, &keep)] {
+        let mut r = MoodleSync::default();
+        converge(&desired(live.clone()), &mut r, first);
+        let d = desired(deleted.clone());
+        let names = converge(&d, &mut r, first);
+        if first.delete_course_on_event_delete {
+            assert_eq!(names, ["delete_course"]);
+            assert!(r.course_deleted);
+        } else {
+            assert_eq!(names[0], "keep_course", "{names:?}");
+            assert!(r.course_kept && !r.course_deleted);
+        }
+        let later = plan(&d, &r, then);
+        assert!(later.is_empty(), "{:?}", later.steps);
+        assert_eq!(later.state, SyncState::InSync);
     }
 }
