@@ -184,6 +184,9 @@ pub struct SimArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The Moodle release to answer as (its error bodies and site information): 4.4 or 5.1.
+    #[arg(long, default_value = "4.4")]
+    pub moodle_version: moodle::sim::MoodleVersion,
 }
 
 #[derive(Debug, Args)]

@@ -547,6 +547,14 @@ async fn moodle_times_out_but_applied(backend: Backend) {
     };
     let w = Worker::new(rig.store().clone(), Some(client), settings(), cfg);
     idle(&w).await;
+    // The saga may adopt the course while Moodle is still restoring into it (Moodle renames it
+    // after the template meanwhile); Moodle's own end of the call sets its names back.
+    let started = std::time::Instant::now();
+    while rig.sim.snapshot().course_by_shortname("ovle-t1").is_none() {
+        assert!(started.elapsed() < DEADLINE, "the duplication never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    idle(&w).await;
     // The call that timed out never reaches the simulator's call log (its handler is dropped
     // when the client hangs up); course ids are never reused, so the next id counts them all.
     assert_eq!(rig.sim.snapshot().next_course_id - 3, 1, "duplicated once");

@@ -45,6 +45,9 @@ fn sim_flags(sim: &SimHandle) -> Vec<String> {
         "MOODLE_COURSE_CATEGORY_ID=2".into(),
         "MOODLE_ALLOW_INSECURE_HTTP=true".into(),
         "MOODLE_DELETE_COURSE_ON_EVENT_DELETE=true".into(),
+        // A duplication begun by a killed process may still land for twice this (the simulated
+        // one takes well under a second).
+        "MOODLE_DUPLICATE_TIMEOUT_SECS=3".into(),
     ]
 }
 

@@ -2,11 +2,14 @@
 //!
 //! * [`MoodleClient`]: one typed async method per web-service function the engine uses. The
 //!   token travels only in the POST body; errors are typed ([`MoodleError`]) and classified
-//!   (transient or not, outcome known or not) by Moodle's `errorcode`, never by its localised message.
+//!   (transient or not, outcome known or not, what was refused: [`Refusal`]) by Moodle's
+//!   `errorcode` and the function called, never by its localised message or its exception class,
+//!   so that Moodle 4.4 and 5.1 read the same.
 //! * [`MoodleSettings`]: the `MOODLE_*` configuration.
-//! * [`check`]: the preflight behind `openvle-moodle moodle check`.
-//! * [`sim`]: an in-process (or standalone) Moodle 4.4 simulator that answers like the real site
-//!   observed in `shared/moodle/observed-4.4.md`, with fault injection for tests.
+//! * [`check()`]: the preflight behind `openvle-moodle moodle check`.
+//! * [`sim`]: an in-process (or standalone) Moodle simulator that answers like the real 4.4 site
+//!   observed in `shared/moodle/observed-4.4.md`, or like 5.1 (`observed-5.1.md`), with fault
+//!   injection for tests.
 //!
 //! ```
 //! use moodle::sim::{SimConfig, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
@@ -45,7 +48,7 @@ pub mod wire;
 pub use check::{check, CheckReport, REQUIRED_FUNCTIONS};
 pub use client::{ClientOptions, MoodleClient, MAX_ENROLMENTS_PER_CALL, MAX_USERS_PER_CALL};
 pub use config::{ConfigError, MoodleSettings, RemovalMode, UserMatchField};
-pub use error::{ErrorClass, MoodleError};
+pub use error::{ErrorClass, MoodleError, Refusal};
 pub use secret::Secret;
 pub use types::*;
 pub use wire::Form;

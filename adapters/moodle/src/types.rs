@@ -42,7 +42,8 @@ pub struct FunctionInfo {
 pub enum CourseField {
     /// One id.
     Id,
-    /// Comma-separated ids.
+    /// Comma-separated ids. Moodle 4.4 fails the whole call with a PHP `Error` (a body without
+    /// errorcode) when one of them does not exist, and with `dmlreadexception` on an empty item.
     Ids,
     /// Exact short name.
     Shortname,
@@ -149,11 +150,23 @@ pub struct Warning {
     /// Item id.
     #[serde(default)]
     pub itemid: Option<i64>,
-    /// Code, e.g. `unknowncourseidnumber`, `invalidrecord`, `shortnametaken`.
+    /// Code, e.g. `unknowncourseidnumber`, `invalidrecord` (5.1: `invalidrecordunknown`),
+    /// `shortnametaken`.
     pub warningcode: String,
     /// Localised message.
     #[serde(default)]
     pub message: String,
+}
+
+impl Warning {
+    /// The item's record does not exist: `invalidrecord` on 4.4 (e.g. updating a missing
+    /// course), `invalidrecordunknown` on 5.1.
+    pub fn is_missing_record(&self) -> bool {
+        matches!(
+            self.warningcode.as_str(),
+            "invalidrecord" | "invalidrecordunknown"
+        )
+    }
 }
 
 #[derive(Deserialize)]

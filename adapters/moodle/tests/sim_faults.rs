@@ -237,44 +237,6 @@ async fn connection_refused_is_known_outcome_and_timeout_is_unknown() {
 }
 
 #[tokio::test]
-async fn duplicate_timeout_leaves_a_course_to_find() {
-    let t = sim_target(SimConfig::default()).await;
-    t.sim().update_faults(|f| f.duplicate_latency_ms = 300);
-    let c = t.client_with(ClientOptions {
-        duplicate_timeout: Duration::from_millis(50),
-        ..Default::default()
-    });
-    let req = DuplicateCourse {
-        template_id: t.template,
-        fullname: "Slow".into(),
-        shortname: "OVLE-SLOW".into(),
-        category_id: t.category,
-        visible: true,
-    };
-    let e = c.duplicate_course(&req).await.unwrap_err();
-    assert!(e.outcome_unknown());
-    // The hidden skeleton is there at once, and Moodle carries on after the client gave up.
-    let found = c
-        .get_courses_by_field(CourseField::Shortname, "OVLE-SLOW")
-        .await
-        .unwrap();
-    assert_eq!(found.len(), 1);
-    let id = found[0].id;
-    for _ in 0..500 {
-        if t.sim().snapshot().courses[&id].manual_enrol {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let course = &t.sim().snapshot().courses[&id];
-    assert!(course.manual_enrol && course.visible);
-    assert_eq!(
-        c.duplicate_course(&req).await.unwrap_err().code(),
-        "shortnametaken"
-    );
-}
-
-#[tokio::test]
 async fn operator_helpers_and_wipe() {
     let t = sim_target(SimConfig::default()).await;
     let c = t.client();

@@ -132,16 +132,8 @@ impl Outcome {
 /// it); anything else (permissions, a missing course, a missing enrolment instance, …) concerns
 /// every item and parks the event.
 fn item_specific(e: &MoodleError) -> bool {
-    match e {
-        MoodleError::Moodle { errorcode, .. } => {
-            matches!(errorcode.as_str(), "invalidparameter" | "codingerror")
-                // Password-policy refusals come back with the policy's text as errorcode.
-                || errorcode.contains(' ')
-                || errorcode.contains('<')
-        }
-        MoodleError::InvalidInput { .. } => true,
-        _ => false,
-    }
+    // Read by the client from the errorcode and the function called (4.4 and 5.1 alike).
+    e.is_item_refusal()
 }
 
 pub(crate) async fn run_step(
@@ -219,7 +211,7 @@ pub(crate) async fn run_step(
                             "Moodle did not change the visibility of course {course_id}: {} ({}){}",
                             w.message,
                             w.warningcode,
-                            if w.warningcode == "invalidrecord" {
+                            if w.is_missing_record() {
                                 "; the course is gone from Moodle: run reconcile"
                             } else {
                                 ""
@@ -688,8 +680,8 @@ async fn enrol(client: &MoodleClient, course_id: i64, batch: &[EnrolItem], out: 
             }
             Err(e) if item_specific(&e) => {
                 let i = &part[0];
-                if e.errorcode() == Some("codingerror") {
-                    // "User ID does not exist or is deleted": the link is stale.
+                if e.is_missing_user() {
+                    // "User ID does not exist or is deleted" (5.1: a missing record): stale link.
                     out.facts.push(MoodleSyncEvent::UserLinkLost {
                         participant_id: i.participant_id.clone(),
                         moodle_user_id: i.moodle_user_id,
@@ -734,7 +726,7 @@ async fn remove(
         {
             Ok(users) => users,
             Err(e) => {
-                if (item_specific(&e) || e.errorcode() == Some("invalidrecord"))
+                if (item_specific(&e) || e.is_missing_course())
                     && course_gone(client, course_id, &mut checked, out).await
                 {
                     return;
@@ -842,19 +834,27 @@ mod tests {
 
     #[test]
     fn item_specific_errors() {
-        let m = |code: &str| MoodleError::Moodle {
-            function: "f".into(),
+        // As each batch call answers (a missing user is one item's fault only when enrolling).
+        let on = |function: &str, code: &str| MoodleError::Moodle {
+            function: function.into(),
             errorcode: code.into(),
             message: "m".into(),
             class: moodle::ErrorClass::of(code),
         };
-        assert!(item_specific(&m("invalidparameter")));
-        assert!(item_specific(&m("codingerror")));
-        assert!(item_specific(&m(
+        let enrol = |code: &str| on("enrol_manual_enrol_users", code);
+        let create = |code: &str| on("core_user_create_users", code);
+        assert!(item_specific(&create("invalidparameter")));
+        assert!(item_specific(&enrol("codingerror")));
+        assert!(
+            item_specific(&enrol("invalidrecordunknown")),
+            "5.1's missing user"
+        );
+        assert!(enrol("invalidrecordunknown").is_missing_user());
+        assert!(item_specific(&create(
             "<div>Passwords must be at least 8 characters long.</div>"
         )));
-        assert!(!item_specific(&m("wsusercannotassign")));
-        assert!(!item_specific(&m("wsnoinstance")));
-        assert!(!item_specific(&m("ex_unabletolock")));
+        assert!(!item_specific(&enrol("wsusercannotassign")));
+        assert!(!item_specific(&enrol("wsnoinstance")));
+        assert!(!item_specific(&enrol("ex_unabletolock")));
     }
 }

@@ -519,8 +519,11 @@ impl Worker {
         let cfg = &self.inner.config;
         let id = claim.event_id.as_str();
         let mut steps = 0u32;
+        // An announced duplication is called before a graceful stop hands the event back: the
+        // next process would otherwise have to wait out the announcement.
+        let mut call_due = false;
         loop {
-            if self.inner.stopping.load(Ordering::Acquire) {
+            if self.inner.stopping.load(Ordering::Acquire) && !call_due {
                 return Ok(Ended::Release(Release::Abandon));
             }
             if !db::renew(store, &cfg.worker_id, id, self.lease_until()).await? {
@@ -582,6 +585,9 @@ impl Worker {
             let cause = step.cause();
             let attempt = recorded.attempts + 1;
             let mut facts = out.facts;
+            call_due = facts
+                .iter()
+                .any(|f| matches!(f, MoodleSyncEvent::CourseDuplicationStarted { .. }));
             if let Some(f) = &out.failure {
                 tracing::warn!(
                     event = id,

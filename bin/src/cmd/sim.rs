@@ -22,11 +22,13 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         token: args.token,
         seed: args.seed,
         persist_path: args.persist,
+        moodle_version: args.moodle_version,
         faults,
         ..Default::default()
     };
     eprintln!(
-        "Moodle simulator on http://{} (template course {} in category {}, events category {})",
+        "Moodle {} simulator on http://{} (template course {} in category {}, events category {})",
+        args.moodle_version,
         args.listen,
         moodle::sim::TEMPLATE_COURSE_ID,
         moodle::sim::TEMPLATES_CATEGORY_ID,

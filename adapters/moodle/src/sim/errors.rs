@@ -1,13 +1,23 @@
-//! Moodle's exception bodies, exactly as a real Moodle 4.4 sent them (observed-4.4.md).
+//! Moodle's exception bodies, exactly as a real Moodle 4.4 sent them (observed-4.4.md and the
+//! lab site), and how 5.1 changes them ([`WsError::in_version`]).
 
 use serde::Serialize;
+
+use super::version::MoodleVersion;
+
+/// The message of a missing record on 5.1, which no longer names the table.
+pub const MISSING_RECORD_5_1: &str = "Can't find data record in database.";
+
+/// The debug text of `enrol_user()` for a user id that does not exist.
+const NO_USER: &str = "Coding error detected, it must be fixed by a programmer: User ID does not exist or is deleted!";
 
 /// An exception answered as `{"exception","errorcode","message"}` with HTTP 200.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WsError {
     /// PHP exception class.
     pub exception: String,
-    /// Moodle errorcode.
+    /// Moodle errorcode; empty for a PHP `Error`, whose body has no `errorcode` at all.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub errorcode: String,
     /// Message (English, debugging off).
     pub message: String,
@@ -77,13 +87,66 @@ impl WsError {
         )
     }
 
-    /// Enrol of a user id that does not exist.
+    /// Enrol of a user id that does not exist (5.1: a missing record, see [`WsError::in_version`]).
     pub fn no_user() -> Self {
+        Self::new("coding_exception", "codingerror", NO_USER)
+    }
+
+    /// A `coding_exception` with its (English, untranslated) debug text.
+    pub fn coding(text: &str) -> Self {
         Self::new(
             "coding_exception",
             "codingerror",
-            "Coding error detected, it must be fixed by a programmer: User ID does not exist or is deleted!",
+            format!("Coding error detected, it must be fixed by a programmer: {text}"),
         )
+    }
+
+    /// A PHP `Error` (not a Moodle exception): the body has `exception` `Error` and no errorcode.
+    pub fn php_error(message: &str) -> Self {
+        Self::new("Error", "", message)
+    }
+
+    /// A failed SQL query (e.g. `ids=2,x` reaching the database as is).
+    pub fn dml_read() -> Self {
+        Self::new(
+            "dml_read_exception",
+            "dmlreadexception",
+            "Error reading from database",
+        )
+    }
+
+    /// `require_capability()` failing; `what` is the capability's name as Moodle shows it.
+    pub fn no_permission(what: &str) -> Self {
+        Self::new(
+            "required_capability_exception",
+            "nopermissions",
+            format!("Sorry, but you do not currently have permissions to do that ({what})."),
+        )
+    }
+
+    /// The same body as `version` sends it. Bodies are built as 4.4 sends them; 5.1 (observed)
+    /// namespaces `moodle_exception` and `invalid_parameter_exception`, answers every missing
+    /// record with `invalidrecordunknown` without naming the table, and reports an enrolment of
+    /// a user id that does not exist as such a missing record instead of a coding error.
+    pub fn in_version(self, version: MoodleVersion) -> Self {
+        if version == MoodleVersion::V4_4 {
+            return self;
+        }
+        let missing = self.errorcode == "invalidrecord"
+            || (self.errorcode == "codingerror" && self.message == NO_USER);
+        let e = if missing {
+            Self::new(
+                "dml_missing_record_exception",
+                "invalidrecordunknown",
+                MISSING_RECORD_5_1,
+            )
+        } else {
+            self
+        };
+        WsError {
+            exception: version.exception_class(&e.exception),
+            ..e
+        }
     }
 
     /// No enabled manual enrolment instance (the placeholder really stays unfilled).
@@ -122,6 +185,16 @@ impl WsError {
         )
     }
 
+    /// A backup whose file clashes with another backup of the same course still on disk
+    /// (`context` is the course's context id).
+    pub fn backup_file_clash(context: i64) -> Self {
+        Self::new(
+            "stored_file_creation_exception",
+            "storedfilenotcreated",
+            format!("Cannot create file {context}/backup/course/0/backup.mbz"),
+        )
+    }
+
     /// Concurrency lock failure (transient).
     pub fn unable_to_lock() -> Self {
         Self::new(
@@ -129,5 +202,59 @@ impl WsError {
             "ex_unabletolock",
             "Unable to acquire a lock for caching.",
         )
+    }
+}
+
+/// The `warningcode` and message of a missing `table` row that a function caught into a
+/// warning (`core_course_update_courses`), as `version` sends them.
+pub fn missing_record_warning(table: &str, version: MoodleVersion) -> (&'static str, String) {
+    match version {
+        MoodleVersion::V4_4 => (
+            "invalidrecord",
+            format!("Can't find data record in database table {table}."),
+        ),
+        MoodleVersion::V5_1 => ("invalidrecordunknown", MISSING_RECORD_5_1.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_one_bodies() {
+        let v = MoodleVersion::V5_1;
+        let e = WsError::invalid_record("course").in_version(v);
+        assert_eq!(
+            (
+                e.exception.as_str(),
+                e.errorcode.as_str(),
+                e.message.as_str()
+            ),
+            (
+                "dml_missing_record_exception",
+                "invalidrecordunknown",
+                MISSING_RECORD_5_1
+            )
+        );
+        assert_eq!(WsError::no_user().in_version(v), e);
+        let e = WsError::invalid_token().in_version(v);
+        assert_eq!(e.exception, "core\\exception\\moodle_exception");
+        assert_eq!(e.errorcode, "invalidtoken");
+        let e = WsError::invalid_param().in_version(v);
+        assert_eq!(e.exception, "core\\exception\\invalid_parameter_exception");
+        // Other coding errors and other classes stay as they are.
+        let odd = WsError::coding("invalid field parameter");
+        assert_eq!(odd.clone().in_version(v), odd);
+        assert_eq!(WsError::access().in_version(v), WsError::access());
+        for e in [WsError::no_user(), WsError::invalid_record("course")] {
+            assert_eq!(e.clone().in_version(MoodleVersion::V4_4), e);
+        }
+    }
+
+    #[test]
+    fn php_errors_have_no_errorcode() {
+        let body = serde_json::to_string(&WsError::php_error("boom")).unwrap();
+        assert_eq!(body, r#"{"exception":"Error","message":"boom"}"#);
     }
 }

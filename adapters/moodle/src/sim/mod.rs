@@ -1,5 +1,6 @@
-//! A Moodle 4.4 simulator: the REST endpoint answering like the site in
-//! `shared/moodle/observed-4.4.md`, plus fault injection and operator helpers for tests.
+//! A Moodle simulator: the REST endpoint answering like the real 4.4 site of
+//! `shared/moodle/observed-4.4.md` (and the lab's), or like the 5.1 site of `observed-5.1.md`
+//! ([`SimConfig::moodle_version`]), plus fault injection and operator helpers for tests.
 //!
 //! Start it in-process with [`Simulator::start`] (tests) or run it standalone with [`serve`]
 //! (`openvle-moodle moodle-sim`). Every helper on [`SimHandle`] is also a JSON endpoint under
@@ -12,6 +13,13 @@
 //!
 //! Seed ids are documented in [`state`]: template course 2 (`TEMPLATE-101`) in category 1
 //! "Templates", event category 2 "Events".
+//!
+//! Layout: `functions/` holds what each web-service function does to the site's data (one file
+//! per area, and the duplication's phases), `server/` the HTTP side (REST, wire formats, the
+//! admin endpoints), `errors.rs` Moodle's exception bodies and `version.rs` what differs between
+//! the releases answered as. A duplication runs in the phases a real one goes through (no course
+//! during the backup, then a hidden skeleton, then the restore under the template's names, then
+//! the requested names): the duplication latency is split between them.
 
 mod errors;
 pub mod faults;
@@ -19,8 +27,9 @@ mod functions;
 mod params;
 mod server;
 pub mod state;
+mod version;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,9 +45,10 @@ pub use state::{
     SimCategory, SimCourse, SimEnrolment, SimState, SimUser, EVENTS_CATEGORY_ID,
     TEMPLATES_CATEGORY_ID, TEMPLATE_COURSE_ID,
 };
+pub use version::{MoodleVersion, UnknownVersion};
 
-/// Simulator configuration.
-#[derive(Clone, Debug)]
+/// Simulator configuration. `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct SimConfig {
     /// The only token accepted.
     pub token: String,
@@ -46,12 +56,29 @@ pub struct SimConfig {
     pub seed: u64,
     /// JSON file loaded at start (if present) and written after every change.
     pub persist_path: Option<PathBuf>,
-    /// Reported release, e.g. `4.4`.
-    pub release: String,
+    /// The Moodle release answered as: its error bodies and its site information.
+    pub moodle_version: MoodleVersion,
+    /// The `release` reported instead of the version's own (e.g. `3.9` for a site too old);
+    /// `None`: the observed one of [`SimConfig::moodle_version`].
+    pub release: Option<String>,
     /// Functions left out of the token's service (answer `accessexception`).
     pub missing_functions: Vec<String>,
     /// Initial faults and `max_input_vars`.
     pub faults: Faults,
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("token", &crate::secret::REDACTED)
+            .field("seed", &self.seed)
+            .field("persist_path", &self.persist_path)
+            .field("moodle_version", &self.moodle_version)
+            .field("release", &self.release)
+            .field("missing_functions", &self.missing_functions)
+            .field("faults", &self.faults)
+            .finish()
+    }
 }
 
 impl Default for SimConfig {
@@ -60,7 +87,8 @@ impl Default for SimConfig {
             token: "sim-token".into(),
             seed: 1,
             persist_path: None,
-            release: "4.4".into(),
+            moodle_version: MoodleVersion::default(),
+            release: None,
             missing_functions: Vec::new(),
             faults: Faults::default(),
         }
@@ -96,6 +124,10 @@ pub(crate) struct Inner {
     calls: Vec<CallRecord>,
     counts: BTreeMap<String, u64>,
     seq: u64,
+    /// Duplicated courses whose restore has not started (no enrolment instance yet).
+    building: BTreeSet<i64>,
+    /// Courses with a duplication's backup file on disk, and how many (see `functions::duplicate`).
+    backups: BTreeMap<i64, u32>,
 }
 
 const MAX_LOG: usize = 100_000;
@@ -158,6 +190,8 @@ impl Simulator {
                 calls: Vec::new(),
                 counts: BTreeMap::new(),
                 seq: 0,
+                building: BTreeSet::new(),
+                backups: BTreeMap::new(),
             }),
             cfg,
         });

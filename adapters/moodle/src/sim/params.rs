@@ -178,9 +178,38 @@ pub fn parse_int(s: &str) -> Option<i64> {
     (n.to_string() == s).then_some(n)
 }
 
+/// What PHP's `(int)` cast makes of a string (`clean_param(PARAM_INT)`): its leading integer,
+/// 0 when there is none (`"1.5"` is 1, `"abc"` is 0).
+pub fn php_int(value: &str) -> i64 {
+    let t = value.trim_start();
+    let (sign, digits) = match t.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse::<i64>().map_or(0, |n| sign * n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn php_int_cast() {
+        for (s, n) in [
+            ("12", 12),
+            ("1.5", 1),
+            ("007", 7),
+            ("abc", 0),
+            ("", 0),
+            (" 3x", 3),
+            ("-4", -4),
+        ] {
+            assert_eq!(php_int(s), n, "{s:?}");
+        }
+    }
 
     #[test]
     fn builds_php_arrays_column_major() {

@@ -2,7 +2,8 @@
 //!
 //! Seed (what a fresh simulator holds):
 //! * categories: 1 "Templates", 2 "Events";
-//! * courses: 1 the site course (front page, never returned by look-ups), 2 `TEMPLATE-101`
+//! * courses: 1 the site course (the front page: listed by `core_course_get_courses_by_field`,
+//!   never by the search, as on a real site), 2 `TEMPLATE-101`
 //!   "Template 101" in category 1 (with a manual enrolment instance);
 //! * users: 1 guest, 2 admin, 3 `wsuser` (the web-service user); created users start at id 4,
 //!   duplicated courses at id 3, as on the observed site.

@@ -1,0 +1,83 @@
+//! Enrolments: the participants of a course, enrolling (an upsert) and unenrolling.
+
+use super::{MoodleClient, MAX_ENROLMENTS_PER_CALL};
+use crate::error::MoodleError;
+use crate::types::*;
+use crate::wire::{self, Form};
+
+impl MoodleClient {
+    /// `core_enrol_get_enrolled_users` (all enrolment methods; suspended ones unless filtered).
+    pub async fn get_enrolled_users(
+        &self,
+        course_id: i64,
+        filter: EnrolledFilter,
+    ) -> Result<Vec<EnrolledUser>, MoodleError> {
+        let mut form = Form::new();
+        form.push("courseid", course_id);
+        let option = match filter {
+            EnrolledFilter::All => None,
+            EnrolledFilter::OnlyActive => Some("onlyactive"),
+            EnrolledFilter::OnlySuspended => Some("onlysuspended"),
+        };
+        if let Some(name) = option {
+            form.push_objects(
+                "options",
+                &[vec![("value", "1".to_string()), ("name", name.to_string())]],
+            );
+        }
+        self.call_json("core_enrol_get_enrolled_users", &form, 1)
+            .await
+    }
+
+    /// `enrol_manual_enrol_users`, batched (≤500 per call). An upsert: roles are added, and an
+    /// enrolment sent without `suspend` becomes active again.
+    pub async fn enrol_users(&self, enrolments: &[Enrolment]) -> Result<(), MoodleError> {
+        const F: &str = "enrol_manual_enrol_users";
+        let items: Vec<Vec<(&str, String)>> = enrolments
+            .iter()
+            .map(|e| {
+                let mut item = vec![
+                    ("roleid", e.role_id.to_string()),
+                    ("courseid", e.course_id.to_string()),
+                ];
+                if e.suspend {
+                    item.push(("suspend", "1".to_string()));
+                }
+                item.push(("userid", e.user_id.to_string()));
+                item
+            })
+            .collect();
+        self.null_batches(F, "enrolments", &items).await
+    }
+
+    /// `enrol_manual_unenrol_users`, batched; unenrolling someone not enrolled is a silent no-op.
+    pub async fn unenrol_users(&self, items: &[Unenrolment]) -> Result<(), MoodleError> {
+        let items: Vec<Vec<(&str, String)>> = items
+            .iter()
+            .map(|u| {
+                vec![
+                    ("courseid", u.course_id.to_string()),
+                    ("userid", u.user_id.to_string()),
+                ]
+            })
+            .collect();
+        self.null_batches("enrol_manual_unenrol_users", "enrolments", &items)
+            .await
+    }
+
+    async fn null_batches(
+        &self,
+        f: &'static str,
+        list: &str,
+        items: &[Vec<(&str, String)>],
+    ) -> Result<(), MoodleError> {
+        let vars: Vec<usize> = items.iter().map(Vec::len).collect();
+        for r in self.plan(&vars, MAX_ENROLMENTS_PER_CALL).await {
+            let mut form = Form::new();
+            form.push_objects(list, &items[r.clone()]);
+            self.call(f, &form, r.len(), |b| wire::parse_null(f, b))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Enrolments (`enrol/externallib.php`, `enrol/manual/externallib.php`).
+
+use serde_json::{json, Value};
+
+use super::{role_shortname, Ctx, ASSIGNABLE};
+use crate::sim::errors::WsError;
+use crate::sim::params::Obj;
+use crate::sim::state::{SimEnrolment, SimState, SimUser, SITE_COURSE_ID};
+
+fn participant(u: &SimUser, roles: &[i64]) -> Value {
+    let roles: Vec<Value> = roles
+        .iter()
+        .map(|r| json!({"roleid": r, "name": "", "shortname": role_shortname(*r), "sortorder": 0}))
+        .collect();
+    json!({"id": u.id, "username": u.username, "firstname": u.firstname, "lastname": u.lastname,
+           "fullname": format!("{} {}", u.firstname, u.lastname), "email": u.email, "roles": roles,
+           "groups": [], "lastcourseaccess": 0})
+}
+
+/// `core_enrol_get_enrolled_users`. Options Moodle does not know are ignored, values are true
+/// unless empty or `0` (PHP's `!empty()`); the front page lists every account, without roles.
+pub(super) fn enrolled_users(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
+    p.only(&["courseid", "options"])?;
+    let courseid = p.req_int("courseid")?;
+    let (mut active, mut suspended) = (false, false);
+    for opt in p.opt_list("options")?.unwrap_or_default() {
+        let o = opt.obj()?;
+        o.only(&["name", "value"])?;
+        let value = o.req_str("value")?;
+        let on = !matches!(value, "" | "0");
+        match o.req_str("name")? {
+            "onlyactive" => active = on,
+            "onlysuspended" => suspended = on,
+            "sortby" if !matches!(value, "id" | "firstname" | "lastname" | "siteorder") => {
+                return Err(WsError::invalid_param())
+            }
+            "sortdirection" if !matches!(value.to_uppercase().as_str(), "ASC" | "DESC") => {
+                return Err(WsError::invalid_param())
+            }
+            _ => {}
+        }
+    }
+    if !s.courses.contains_key(&courseid) {
+        return Err(WsError::invalid_record("course"));
+    }
+    if active && suspended {
+        return Err(WsError::coding(
+            "Both onlyactive and onlysuspended are set, this is probably not what you want!",
+        ));
+    }
+    if courseid == SITE_COURSE_ID {
+        return Ok(Value::Array(
+            s.users.values().map(|u| participant(u, &[])).collect(),
+        ));
+    }
+    let out: Vec<Value> = s
+        .enrolments
+        .get(&courseid)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|e| if e.suspended { !active } else { !suspended })
+        .filter_map(|e| s.users.get(&e.user_id).map(|u| participant(u, &e.roles)))
+        .collect();
+    Ok(Value::Array(out))
+}
+
+/// `enrol_manual_enrol_users`: an upsert (roles are added, `suspend` set or cleared); the checks
+/// in Moodle's order, the first failure rolling back the whole call.
+pub(super) fn enrol(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
+    p.only(&["enrolments"])?;
+    let mut todo = Vec::new();
+    for item in p.req_list("enrolments")? {
+        let o = item.obj()?;
+        o.only(&[
+            "roleid",
+            "userid",
+            "courseid",
+            "timestart",
+            "timeend",
+            "suspend",
+        ])?;
+        let (roleid, userid, courseid) = (
+            o.req_int("roleid")?,
+            o.req_int("userid")?,
+            o.req_int("courseid")?,
+        );
+        o.opt_int("timestart")?;
+        o.opt_int("timeend")?;
+        let suspend = o.opt_int("suspend")?.unwrap_or(0) != 0;
+        todo.push((roleid, userid, courseid, suspend));
+    }
+    for &(roleid, userid, courseid, _) in &todo {
+        // context_course::instance(IGNORE_MISSING) then validate_context(false).
+        let course = s
+            .courses
+            .get(&courseid)
+            .ok_or_else(WsError::invalid_param)?;
+        if !ASSIGNABLE.contains(&roleid) {
+            return Err(WsError::cannot_assign(roleid, userid, courseid));
+        }
+        if !course.manual_enrol {
+            return Err(WsError::no_instance());
+        }
+        if !s.users.contains_key(&userid) {
+            return Err(WsError::no_user());
+        }
+    }
+    for (roleid, userid, courseid, suspend) in todo {
+        let e = s
+            .enrolments
+            .entry(courseid)
+            .or_default()
+            .entry(userid)
+            .or_insert_with(|| SimEnrolment {
+                user_id: userid,
+                course_id: courseid,
+                suspended: suspend,
+                roles: Vec::new(),
+            });
+        e.suspended = suspend;
+        if !e.roles.contains(&roleid) {
+            e.roles.push(roleid);
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// `enrol_manual_unenrol_users`: silent for someone not enrolled. Moodle looks the manual
+/// instance up whatever its status, so a disabled one still unenrols; only a course without
+/// any (the front page, a duplicate before its restore) answers `wsnoinstance`.
+pub(super) fn unenrol(s: &mut SimState, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<Value, WsError> {
+    p.only(&["enrolments"])?;
+    let mut todo = Vec::new();
+    for item in p.req_list("enrolments")? {
+        let o = item.obj()?;
+        o.only(&["userid", "courseid", "roleid"])?;
+        let (userid, courseid) = (o.req_int("userid")?, o.req_int("courseid")?);
+        o.opt_int("roleid")?;
+        todo.push((userid, courseid));
+    }
+    for &(userid, courseid) in &todo {
+        let course = s
+            .courses
+            .get(&courseid)
+            .ok_or_else(|| WsError::invalid_record("course"))?;
+        let no_instance = !course.manual_enrol
+            && (courseid == SITE_COURSE_ID || ctx.building.contains(&courseid));
+        if no_instance {
+            return Err(WsError::no_instance());
+        }
+        if !s.users.contains_key(&userid) {
+            return Err(WsError::invalid_param());
+        }
+    }
+    for (userid, courseid) in todo {
+        s.unenrol(userid, courseid);
+    }
+    Ok(Value::Null)
+}
