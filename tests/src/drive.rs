@@ -261,3 +261,20 @@ impl Http {
         }
     }
 }
+
+/// The engine's views name the courses Moodle holds: each event's recorded course id is the id
+/// of the course `ovle-<event id>` in `snapshot` (when there is one).
+pub fn assert_views_name_moodle_courses(
+    views: &BTreeMap<String, Value>,
+    snapshot: &moodle::sim::SimState,
+) {
+    for (id, v) in views {
+        let course = snapshot
+            .courses
+            .values()
+            .find(|c| c.shortname == format!("ovle-{id}"));
+        if let Some(c) = course {
+            assert_eq!(v["moodle"]["course_id"].as_i64(), Some(c.id), "{id}: {v}");
+        }
+    }
+}

@@ -324,15 +324,7 @@ async fn sigkill_lifecycle(db_url: String, seed: u64, real: Option<RealMoodle>) 
     );
     assert!(lost > 0, "answers were lost: {calls}");
     // The views agree with Moodle: course ids recorded are the ones in Moodle.
-    for (id, v) in &views {
-        let course = snapshot
-            .courses
-            .values()
-            .find(|c| c.shortname == format!("ovle-{id}"));
-        if let Some(c) = course {
-            assert_eq!(v["moodle"]["course_id"].as_i64(), Some(c.id), "{id}: {v}");
-        }
-    }
+    support::drive::assert_views_name_moodle_courses(&views, &snapshot);
 
     // A clean stop, then the hash chain is whole despite the kills.
     let status = proc.lock().unwrap().terminate(Duration::from_secs(60));

@@ -125,15 +125,7 @@ impl Run {
             );
         }
         // The engine's view names the course Moodle holds.
-        for (id, v) in &views {
-            let course = snapshot
-                .courses
-                .values()
-                .find(|c| c.shortname == format!("ovle-{id}"));
-            if let Some(c) = course {
-                assert_eq!(v["moodle"]["course_id"].as_i64(), Some(c.id), "{id}: {v}");
-            }
-        }
+        support::drive::assert_views_name_moodle_courses(&views, &snapshot);
         println!(
             "{phase}: converged and checked in {:?} ({pokes} retries sent; {:?} since start)",
             t.elapsed(),

@@ -1,0 +1,223 @@
+//! The event's course: finding it by its shortname, adopting it, or duplicating the template,
+//! with the announcement rules of `projections::saga::duplication` (a duplication may still be
+//! running in Moodle long after its call was made), and what a worker process remembers of its
+//! own announcements.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use domain::moodle_sync::MoodleSyncEvent;
+use moodle::{CourseField, DuplicateCourse, MoodleClient, MoodleError};
+use projections::saga::{when_no_course, EnsureCourse, NoCourseYet};
+use uuid::Uuid;
+
+use super::{Failure, Outcome};
+use crate::db::now_ms;
+
+/// What a worker process knows beside its record: the duplications it announced in this life
+/// and has not called yet (an announcement found in the record but not here was made by a
+/// process that may have called already: [`when_no_course`] decides), and the window in which
+/// an announced duplication may still land.
+#[derive(Debug)]
+pub(crate) struct StepContext {
+    announced: Mutex<HashSet<Uuid>>,
+    pub duplication_window: Duration,
+}
+
+impl StepContext {
+    pub fn new(duplication_window: Duration) -> StepContext {
+        StepContext {
+            announced: Mutex::new(HashSet::new()),
+            duplication_window,
+        }
+    }
+
+    /// A new attempt of this process, to be called once it is recorded.
+    fn announce(&self) -> Uuid {
+        let attempt = Uuid::new_v4();
+        self.keep_own(attempt);
+        attempt
+    }
+
+    /// `attempt` is this process's again: its call was answered with a refusal, nothing runs.
+    fn keep_own(&self, attempt: Uuid) {
+        if let Ok(mut set) = self.announced.lock() {
+            set.insert(attempt);
+        }
+    }
+
+    /// Whether `attempt` was announced by this process and not called yet (then it is now).
+    fn take_own(&self, attempt: Uuid) -> bool {
+        self.announced
+            .lock()
+            .map(|mut set| set.remove(&attempt))
+            .unwrap_or(false)
+    }
+
+    /// What to do about a course a look-up did not find.
+    pub(super) fn no_course_yet(
+        &self,
+        in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
+    ) -> NoCourseYet {
+        let window = i64::try_from(self.duplication_window.as_millis()).unwrap_or(i64::MAX);
+        when_no_course(in_flight, now_ms(), window)
+    }
+}
+
+pub(super) fn waiting_reason(shortname: &str, at: i64) -> String {
+    let secs = (at - now_ms()).max(0) / 1000;
+    format!(
+        "a duplication of {shortname} begun earlier may still be running in Moodle \
+         (its course appears only when the restore ends): looking again in {secs} s"
+    )
+}
+
+/// Moodle refuses tags in a course's full name: keep the text, drop the angle brackets.
+fn course_fullname(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            '<' => '‹',
+            '>' => '›',
+            c => c,
+        })
+        .collect();
+    if cleaned.trim().is_empty() {
+        "OpenVLE event".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn adopted(e: &EnsureCourse, course: &moodle::Course) -> Vec<MoodleSyncEvent> {
+    adopted_course(course, e.template_course_id, e.cause.event_id)
+}
+
+pub(super) fn adopted_course(
+    course: &moodle::Course,
+    template_course_id: i64,
+    cause: uuid::Uuid,
+) -> Vec<MoodleSyncEvent> {
+    let mut facts = vec![MoodleSyncEvent::CourseDuplicated {
+        course_id: course.id,
+        shortname: course.shortname.clone(),
+        template_course_id,
+        category_id: course.categoryid,
+        adopted: true,
+        caused_by: cause,
+    }];
+    if course.visible == Some(false) {
+        facts.push(MoodleSyncEvent::CourseHidden {
+            course_id: course.id,
+            caused_by: cause,
+        });
+    }
+    facts
+}
+
+pub(crate) async fn find_course(
+    client: &MoodleClient,
+    shortname: &str,
+) -> Result<Option<moodle::Course>, MoodleError> {
+    let courses = client
+        .get_courses_by_field(CourseField::Shortname, shortname)
+        .await?;
+    Ok(courses.into_iter().find(|c| c.shortname == shortname))
+}
+
+/// Finds the event's course, or duplicates the template: the look-up first (a previous attempt
+/// may have made it, even if its answer was lost), then an announcement recorded before the
+/// call (see `projections::saga::duplication`), then the call.
+pub(super) async fn ensure_course(
+    client: &MoodleClient,
+    ctx: &StepContext,
+    e: &EnsureCourse,
+    out: &mut Outcome,
+) {
+    let own_call_due = e.in_flight.is_some_and(|d| ctx.take_own(d.attempt));
+    if !own_call_due {
+        match find_course(client, &e.shortname).await {
+            Ok(Some(course)) => {
+                out.facts.extend(adopted(e, &course));
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => return out.fail(Failure::of(&err)),
+        }
+        match ctx.no_course_yet(e.in_flight.as_ref()) {
+            NoCourseYet::WaitUntil(at) => {
+                out.wait_until = Some((at, waiting_reason(&e.shortname, at)));
+            }
+            NoCourseYet::Announce => out.facts.push(MoodleSyncEvent::CourseDuplicationStarted {
+                attempt: ctx.announce(),
+                shortname: e.shortname.clone(),
+                template_course_id: e.template_course_id,
+                started_at_ms: now_ms(),
+                caused_by: e.cause.event_id,
+            }),
+        }
+        // Recorded first; the next plan carries the announcement back here, and the call runs.
+        return;
+    }
+    let req = DuplicateCourse {
+        template_id: e.template_course_id,
+        fullname: course_fullname(&e.fullname),
+        shortname: e.shortname.clone(),
+        category_id: e.category_id,
+        visible: e.visible,
+    };
+    match client.duplicate_course(&req).await {
+        Ok(course) => {
+            out.facts.push(MoodleSyncEvent::CourseDuplicated {
+                course_id: course.id,
+                shortname: course.shortname,
+                template_course_id: e.template_course_id,
+                category_id: e.category_id,
+                adopted: false,
+                caused_by: e.cause.event_id,
+            });
+            if !e.visible {
+                out.facts.push(MoodleSyncEvent::CourseHidden {
+                    course_id: course.id,
+                    caused_by: e.cause.event_id,
+                });
+            }
+        }
+        Err(err) if err.outcome_unknown() || err.errorcode() == Some("shortnametaken") => {
+            // Moodle creates the course (with our shortname) before restoring into it: look again.
+            match find_course(client, &e.shortname).await {
+                Ok(Some(course)) => out.facts.extend(adopted(e, &course)),
+                Ok(None) if err.errorcode() == Some("shortnametaken") => out.fail(Failure::permanent(
+                    "shortnametaken",
+                    format!(
+                        "Moodle says the shortname {} is taken but no course with it can be read; \
+                         check that the web-service user may see every course (moodle/course:view, viewhiddencourses)",
+                        e.shortname
+                    ),
+                )),
+                Ok(None) => out.fail(Failure::of(&err)),
+                Err(look) => out.fail(Failure::of(&look)),
+            }
+        }
+        Err(err) => {
+            // Moodle answered, and made nothing: the next attempt of this process may call at
+            // once (a process that does not know this waits out the window).
+            if let Some(d) = e.in_flight {
+                ctx.keep_own(d.attempt);
+            }
+            out.fail(Failure::of(&err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullname_without_tags() {
+        assert_eq!(course_fullname("Lab <b>1</b>"), "Lab ‹b›1‹/b›");
+        assert_eq!(course_fullname("  "), "OpenVLE event");
+    }
+}
