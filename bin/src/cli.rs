@@ -97,11 +97,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENVLE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Writer token (may do everything).
-    #[arg(long, env = "OPENVLE_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    #[arg(long, env = "OPENVLE_API_TOKEN", hide_env_values = true, value_parser = token)]
+    pub api_token: Option<api::Token>,
     /// Auditor token (may only read).
-    #[arg(long, env = "OPENVLE_AUDIT_TOKEN", hide_env_values = true)]
-    pub audit_token: Option<String>,
+    #[arg(long, env = "OPENVLE_AUDIT_TOKEN", hide_env_values = true, value_parser = token)]
+    pub audit_token: Option<api::Token>,
     /// Do not run a worker in this process.
     #[arg(long)]
     pub no_worker: bool,
@@ -164,8 +164,8 @@ pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: SocketAddr,
     /// The token the simulator accepts.
-    #[arg(long, env = "MOODLE_SIM_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[arg(long, env = "MOODLE_SIM_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub token: moodle::Secret,
     /// Keep the simulated Moodle in this JSON file across restarts.
     #[arg(long)]
     pub persist: Option<PathBuf>,
@@ -197,4 +197,13 @@ pub struct DemoArgs {
     /// Participants of the demo event.
     #[arg(long, default_value_t = 6)]
     pub participants: usize,
+}
+
+/// A token read from a flag or a variable, wrapped at once so that `Debug` never shows it.
+fn token(value: &str) -> Result<api::Token, std::convert::Infallible> {
+    Ok(api::Token::new(value))
+}
+
+fn secret(value: &str) -> Result<moodle::Secret, std::convert::Infallible> {
+    Ok(moodle::Secret::new(value))
 }

@@ -1,9 +1,9 @@
-//! Typed configuration: the store URL, the API's tokens and the Moodle settings, read once at
-//! start-up from flags and the environment; any problem stops start-up naming the variable.
+//! Logging and the event store, from the settings read once at start-up ([`crate::settings`]).
 
 use anyhow::Context;
 
 use crate::cli::Global;
+use crate::settings::Settings;
 
 /// Logs go to stderr so that commands printing data (export, status --json) stay pipeable.
 pub fn init_tracing(global: &Global, default_filter: &str) {
@@ -20,35 +20,13 @@ pub fn init_tracing(global: &Global, default_filter: &str) {
     }
 }
 
-/// The Moodle settings: `--moodle VAR=VALUE` flags first, then the environment.
-pub fn moodle_settings(global: &Global) -> anyhow::Result<moodle::MoodleSettings> {
-    let mut flags = std::collections::HashMap::new();
-    for pair in &global.moodle {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--moodle {pair:?}: expected MOODLE_VAR=VALUE"))?;
-        let key = key.trim();
-        if !key.starts_with("MOODLE_") {
-            anyhow::bail!("--moodle {key}: only MOODLE_* settings can be given this way");
-        }
-        flags.insert(key.to_string(), value.to_string());
-    }
-    moodle::MoodleSettings::from_lookup(|name| {
-        flags
-            .get(name)
-            .cloned()
-            .or_else(|| std::env::var(name).ok())
-    })
-    .context("Moodle configuration")
-}
-
 /// Opens (and migrates) the event store.
-pub async fn open_store(global: &Global) -> anyhow::Result<store::Store> {
-    let url = global.database_url();
-    store::Store::connect(&url).await.with_context(|| {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<store::Store> {
+    let url = &settings.database_url;
+    store::Store::connect(url).await.with_context(|| {
         format!(
             "opening the event store (DATABASE_URL={})",
-            redact_url(&url)
+            redact_url(url)
         )
     })
 }

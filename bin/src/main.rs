@@ -4,20 +4,26 @@
 mod cli;
 mod cmd;
 mod config;
+mod settings;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{AuditCommand, Cli, Command, MoodleCommand};
+use settings::Settings;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().args(settings::moodle_args()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let default_log = match cli.command {
         Command::Demo(_) => "error",
         _ => "info",
     };
     config::init_tracing(&cli.global, default_log);
-    match run(cli).await {
+    match run(cli, &matches).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -26,39 +32,48 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let global = &cli.global;
+async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::process::ExitCode> {
+    // The demo and the simulator choose their own settings; every other command reads them once.
+    let settings = match &cli.command {
+        Command::Demo(_) | Command::MoodleSim(_) => None,
+        _ => Some(Settings::from_matches(&cli.global, matches)?),
+    };
+    let all = || {
+        settings
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no settings for this command"))
+    };
     match cli.command {
-        Command::Serve(args) => cmd::serve::run(global, args).await?,
-        Command::Worker(args) => cmd::serve::run_worker(global, args).await?,
-        Command::Migrate => cmd::ops::migrate(global).await?,
+        Command::Serve(args) => cmd::serve::run(all()?, args).await?,
+        Command::Worker(args) => cmd::serve::run_worker(all()?, args).await?,
+        Command::Migrate => cmd::ops::migrate(all()?).await?,
         Command::Audit(AuditCommand::Verify { json }) => {
-            return cmd::ops::verify(global, json).await
+            return cmd::ops::verify(all()?, json).await
         }
         Command::Audit(AuditCommand::Show(args)) => {
-            let store = config::open_store(global).await?;
+            let store = config::open_store(all()?).await?;
             cmd::audit_show::run(&store, &args).await?
         }
         Command::Reconcile { event, apply, json } => {
-            let store = config::open_store(global).await?;
-            let settings = config::moodle_settings(global)?;
-            return cmd::reconcile::run(&store, &settings, event, apply, json).await;
+            let all = all()?;
+            let store = config::open_store(all).await?;
+            return cmd::reconcile::run(&store, all, event, apply, json).await;
         }
         Command::Replay(args) => {
-            let store = config::open_store(global).await?;
-            let settings = config::moodle_settings(global)?;
-            cmd::replay::run(&store, cmd::replay::view_settings(&settings), &args).await?
+            let all = all()?;
+            let store = config::open_store(all).await?;
+            cmd::replay::run(&store, cmd::replay::view_settings(&all.moodle), &args).await?
         }
         Command::Audit(AuditCommand::Export { after, event }) => {
-            cmd::ops::export(global, after, event).await?
+            cmd::ops::export(all()?, after, event).await?
         }
         Command::Moodle(MoodleCommand::Check { json }) => {
-            return cmd::ops::moodle_check(global, json).await
+            return cmd::ops::moodle_check(all()?, json).await
         }
         Command::MoodleSim(args) => cmd::sim::run(args).await?,
-        Command::Status { json } => cmd::ops::status(global, json).await?,
-        Command::Retry { event_id } => cmd::ops::retry(global, &event_id).await?,
-        Command::Demo(args) => cmd::demo::run(global, args).await?,
+        Command::Status { json } => cmd::ops::status(all()?, json).await?,
+        Command::Retry { event_id } => cmd::ops::retry(all()?, &event_id).await?,
+        Command::Demo(args) => cmd::demo::run(args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

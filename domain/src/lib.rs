@@ -17,6 +17,7 @@ pub mod event;
 pub mod ids;
 pub mod moodle_sync;
 pub mod participant;
+pub mod settings;
 
 pub use error::DomainError;
 pub use ids::event_id_of;

@@ -49,25 +49,25 @@ pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
 
 /// A bearer token. `Debug` and `Display` never show it.
 #[derive(Clone)]
-pub struct Token(String);
+pub struct Token(secrecy::SecretString);
 
 impl Token {
     pub fn new(value: impl Into<String>) -> Self {
-        Token(value.into())
+        Token(secrecy::SecretString::from(value.into()))
     }
 
     /// The token itself (compare with [`Token::matches`], which runs in constant time).
     pub fn expose(&self) -> &str {
-        &self.0
+        secrecy::ExposeSecret::expose_secret(&self.0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 
     /// Constant-time comparison (of SHA-256 digests, so the length does not leak either).
     pub fn matches(&self, candidate: &str) -> bool {
-        auth::constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+        auth::constant_time_eq(self.expose().as_bytes(), candidate.as_bytes())
     }
 }
 
@@ -181,14 +181,24 @@ impl AppState {
         } else {
             None
         };
-        Ok(AppState {
+        Ok(AppState::sharing(store, config, moodle))
+    }
+
+    /// The state over a store, calling Moodle through `moodle`: the process's one client (and
+    /// connection pool), shared with its worker.
+    pub fn sharing(
+        store: store::Store,
+        config: ApiConfig,
+        moodle: Option<moodle::MoodleClient>,
+    ) -> AppState {
+        AppState {
             inner: Arc::new(Inner {
                 store,
                 config,
                 moodle,
                 saga: None,
             }),
-        })
+        }
     }
 
     /// Uses this Moodle client (e.g. one pointed at the simulator) instead of the one built from

@@ -7,27 +7,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
-/// Which Moodle user field identifies an OpenVLE participant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UserMatchField {
-    /// Match on email (default).
-    #[default]
-    Email,
-    /// Match on username.
-    Username,
-}
-
-/// What "remove a participant" does in Moodle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RemovalMode {
-    /// `enrol_manual_unenrol_users` (default; deletes grades on the last enrolment).
-    #[default]
-    Unenrol,
-    /// `enrol_manual_enrol_users` with `suspend=1` (reversible, keeps grades).
-    Suspend,
-}
+pub use domain::settings::{RemovalMode, UserMatchField};
 
 /// A configuration problem, always naming the variable concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,11 +121,7 @@ impl MoodleSettings {
             user_match_field: opt(
                 get("MOODLE_USER_MATCH_FIELD"),
                 "MOODLE_USER_MATCH_FIELD",
-                |v| match v.to_ascii_lowercase().as_str() {
-                    "email" => Some(UserMatchField::Email),
-                    "username" => Some(UserMatchField::Username),
-                    _ => None,
-                },
+                UserMatchField::parse,
             )?
             .unwrap_or_default(),
             course_category_id: opt(
@@ -174,11 +150,7 @@ impl MoodleSettings {
             removal_mode: opt(
                 get("MOODLE_REMOVAL_MODE"),
                 "MOODLE_REMOVAL_MODE",
-                |v| match v.to_ascii_lowercase().as_str() {
-                    "unenrol" | "unenroll" => Some(RemovalMode::Unenrol),
-                    "suspend" => Some(RemovalMode::Suspend),
-                    _ => None,
-                },
+                RemovalMode::parse,
             )?
             .unwrap_or_default(),
             new_user_auth: get("MOODLE_NEW_USER_AUTH").unwrap_or(d.new_user_auth),
@@ -277,8 +249,8 @@ fn opt<T>(
 
 fn expected_for(var: &str) -> &'static str {
     match var {
-        "MOODLE_USER_MATCH_FIELD" => "email or username",
-        "MOODLE_REMOVAL_MODE" => "unenrol or suspend",
+        "MOODLE_USER_MATCH_FIELD" => UserMatchField::EXPECTED,
+        "MOODLE_REMOVAL_MODE" => RemovalMode::EXPECTED,
         v if v.ends_with("_ENABLED") || v.contains("ALLOW") || v.contains("DELETE") => {
             "true or false"
         }

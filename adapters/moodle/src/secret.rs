@@ -5,24 +5,36 @@
 
 use std::fmt;
 
-/// A secret value. `Debug` and `Display` print `[redacted]`; read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+use secrecy::{ExposeSecret, SecretString};
+
+/// A secret value, held in a [`secrecy::SecretString`] (zeroed when dropped). `Debug` and
+/// `Display` print `[redacted]`; read it with [`Secret::expose`]. What this type adds to
+/// `secrecy` is [`Secret::scrub`]: removing the value from text a server sent back.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(SecretString::from(value.into()))
     }
 
     /// The secret itself. Call sites are the only places the token can leak: keep them few.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Whether the secret is the empty string.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 
     /// `text` with every occurrence of the secret replaced by `[redacted]`: verbatim, percent- or
@@ -30,18 +42,19 @@ impl Secret {
     /// and escaped the way `Debug` and JSON quote strings. For text that came from outside (a
     /// server may echo what it was sent) before it goes into an error or a log.
     pub fn scrub(&self, text: &str) -> String {
-        if self.0.is_empty() {
+        let secret = self.expose();
+        if secret.is_empty() {
             return text.to_string();
         }
-        let mut out = scrub_encoded(text, self.0.as_bytes());
-        let debug = format!("{:?}", self.0);
-        let json = serde_json::to_string(&self.0).unwrap_or_default();
+        let mut out = scrub_encoded(text, secret.as_bytes());
+        let debug = format!("{secret:?}");
+        let json = serde_json::to_string(secret).unwrap_or_default();
         for quoted in [debug, json] {
             let inner = quoted
                 .strip_prefix('"')
                 .and_then(|q| q.strip_suffix('"'))
                 .unwrap_or(&quoted);
-            if !inner.is_empty() && inner != self.0 && out.contains(inner) {
+            if !inner.is_empty() && inner != secret && out.contains(inner) {
                 out = out.replace(inner, REDACTED);
             }
         }
@@ -101,13 +114,13 @@ fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Secret(value)
+        Secret::new(value)
     }
 }
 
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
-        Secret(value.to_string())
+        Secret::new(value)
     }
 }
 

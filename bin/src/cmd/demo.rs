@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::cli::{DemoArgs, Global, WorkerArgs};
-use crate::cmd::serve::{saga_config, saga_control};
+use crate::cli::{DemoArgs, WorkerArgs};
+use crate::cmd::serve::{moodle_client, saga_config, saga_control};
+use crate::settings::Settings;
 
 const TOKEN: &str = "demo-token";
 
-pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("openvle-moodle-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let db_path = args.database.clone().unwrap_or_else(|| dir.join("demo.db"));
@@ -33,7 +34,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     sim.create_user_directly("grace", "Grace.Hopper@Example.org", "Grace", "Hopper");
 
     // 2. The engine, configured as an operator would (see README: Configuration).
-    let settings = moodle::MoodleSettings::from_lookup(|name| match name {
+    let all = Settings::from_lookup(database_url.clone(), |name| match name {
         "MOODLE_ENABLED" => Some("true".to_string()),
         "MOODLE_URL" => Some(sim.url()),
         "MOODLE_TOKEN" => Some(TOKEN.to_string()),
@@ -42,6 +43,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         "MOODLE_ALLOW_INSECURE_HTTP" => Some("true".to_string()),
         _ => None,
     })?;
+    let settings = &all.moodle;
     let store = store::Store::connect(&database_url)
         .await
         .context("opening the demo's SQLite store")?;
@@ -49,9 +51,9 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         moodle: settings.clone(),
         ..Default::default()
     };
-    let state = api::AppState::new(store.clone(), config)
-        .map_err(anyhow::Error::msg)?
-        .with_saga(saga_control(&store));
+    let client = moodle_client(&all)?;
+    let state =
+        api::AppState::sharing(store.clone(), config, client.clone()).with_saga(saga_control(&store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -66,9 +68,9 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         retry_max_ms: 5_000,
         max_attempts: 20,
     };
-    let mut saga_cfg = saga_config(&worker_args);
+    let mut saga_cfg = saga_config(&all, &worker_args);
     saga_cfg.poll_interval = Duration::from_millis(50);
-    let worker = saga::Worker::from_moodle_settings(store.clone(), &settings, saga_cfg)?;
+    let worker = saga::Worker::new(store.clone(), client, all.saga(), saga_cfg);
     let mut rx = stop_rx.clone();
     let worker = tokio::spawn(worker.run(async move {
         let _ = rx.wait_for(|s| *s).await;

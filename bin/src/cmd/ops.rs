@@ -5,19 +5,19 @@ use tokio::io::AsyncWriteExt;
 
 use anyhow::Context;
 
-use crate::cli::Global;
-use crate::config::{moodle_settings, open_store};
+use crate::config::open_store;
+use crate::settings::Settings;
 
-pub async fn migrate(global: &Global) -> anyhow::Result<()> {
-    let store = open_store(global).await?;
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     store.migrate().await.context("applying migrations")?;
     eprintln!("migrations applied ({})", store.backend().as_str());
     Ok(())
 }
 
 /// Exit code 0 when the chain holds, 2 when it breaks (1 is for errors).
-pub async fn verify(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
-    let store = open_store(global).await?;
+pub async fn verify(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
     store
         .seal()
         .await
@@ -44,8 +44,8 @@ pub async fn verify(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub async fn export(global: &Global, after: i64, event: Option<String>) -> anyhow::Result<()> {
-    let store = open_store(global).await?;
+pub async fn export(settings: &Settings, after: i64, event: Option<String>) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
     let summary = store
         .export(after, event.as_deref(), &mut out)
@@ -57,12 +57,12 @@ pub async fn export(global: &Global, after: i64, event: Option<String>) -> anyho
 }
 
 /// Exit code 0 when Moodle is ready for the engine, 2 when something is missing.
-pub async fn moodle_check(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
-    let settings = moodle_settings(global)?;
+pub async fn moodle_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = &settings.moodle;
     if !settings.enabled {
         anyhow::bail!("the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN");
     }
-    let client = moodle::MoodleClient::new(&settings).context("building the Moodle client")?;
+    let client = moodle::MoodleClient::new(settings).context("building the Moodle client")?;
     let report = moodle::check(&client).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -76,8 +76,8 @@ pub async fn moodle_check(global: &Global, json: bool) -> anyhow::Result<ExitCod
     })
 }
 
-pub async fn status(global: &Global, json: bool) -> anyhow::Result<()> {
-    let store = open_store(global).await?;
+pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let status = saga::status(&store)
         .await
         .context("reading the saga's status")?;
@@ -89,8 +89,8 @@ pub async fn status(global: &Global, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn retry(global: &Global, event_id: &str) -> anyhow::Result<()> {
-    let store = open_store(global).await?;
+pub async fn retry(settings: &Settings, event_id: &str) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let by = format!("cli:{}", whoami());
     let resumed = saga::retry(&store, event_id, &by)
         .await

@@ -11,11 +11,12 @@ use anyhow::Context;
 
 pub async fn run(
     store: &store::Store,
-    settings: &moodle::MoodleSettings,
+    all: &crate::settings::Settings,
     event: Option<String>,
     apply: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let settings = &all.moodle;
     if !settings.enabled {
         anyhow::bail!(
             "the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN"
@@ -30,7 +31,7 @@ pub async fn run(
     let worker = saga::Worker::new(
         store.clone(),
         Some(client),
-        saga::saga_settings(settings),
+        all.saga(),
         config,
     );
     let mode = if apply {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::cli::{Global, ServeArgs, WorkerArgs};
-use crate::config::{moodle_settings, open_store};
+use crate::cli::{ServeArgs, WorkerArgs};
+use crate::config::open_store;
+use crate::settings::Settings;
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 pub async fn shutdown_signal() {
@@ -52,12 +53,13 @@ pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {
     Arc::new(Retry(store.clone()))
 }
 
-pub fn saga_config(args: &WorkerArgs) -> saga::SagaConfig {
+pub fn saga_config(all: &Settings, args: &WorkerArgs) -> saga::SagaConfig {
     let mut cfg = saga::SagaConfig {
         concurrency: args.concurrency.max(1),
         backoff_base: std::time::Duration::from_millis(args.retry_base_ms.max(1)),
         backoff_max: std::time::Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms)),
         max_attempts: args.max_attempts,
+        reconcile: all.reconcile,
         ..Default::default()
     };
     if let Some(id) = &args.worker_id {
@@ -66,33 +68,36 @@ pub fn saga_config(args: &WorkerArgs) -> saga::SagaConfig {
     cfg
 }
 
-pub fn build_worker(
-    store: &store::Store,
-    settings: &moodle::MoodleSettings,
-    args: &WorkerArgs,
-) -> anyhow::Result<saga::Worker> {
-    saga::Worker::from_moodle_settings(store.clone(), settings, saga_config(args))
-        .context("starting the Moodle worker")
+/// The process's one Moodle client (one connection pool, shared by the API and the worker),
+/// None when the integration is off.
+pub fn moodle_client(all: &Settings) -> anyhow::Result<Option<moodle::MoodleClient>> {
+    if !all.moodle.enabled {
+        return Ok(None);
+    }
+    moodle::MoodleClient::new(&all.moodle)
+        .map(Some)
+        .context("building the Moodle client")
 }
 
-pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    let settings = moodle_settings(global)?;
+pub fn build_worker(
+    store: &store::Store,
+    all: &Settings,
+    client: Option<moodle::MoodleClient>,
+    args: &WorkerArgs,
+) -> saga::Worker {
+    saga::Worker::new(store.clone(), client, all.saga(), saga_config(all, args))
+}
+
+pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = &all.moodle;
     let config = api::ApiConfig {
-        writer_token: args
-            .api_token
-            .clone()
-            .filter(|t| !t.is_empty())
-            .map(api::Token::new),
-        audit_token: args
-            .audit_token
-            .clone()
-            .filter(|t| !t.is_empty())
-            .map(api::Token::new),
+        writer_token: args.api_token.clone().filter(|t| !t.is_empty()),
+        audit_token: args.audit_token.clone().filter(|t| !t.is_empty()),
         moodle: settings.clone(),
         ..Default::default()
     };
     let notice = api::check_bind_policy(args.listen, &config).map_err(anyhow::Error::msg)?;
-    let store = open_store(global).await?;
+    let store = open_store(all).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -109,11 +114,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut state = api::AppState::new(store.clone(), config).map_err(anyhow::Error::msg)?;
+    let client = moodle_client(all)?;
+    let mut state = api::AppState::sharing(store.clone(), config, client.clone());
     let worker_task = if args.no_worker {
         None
     } else {
-        let worker = build_worker(&store, &settings, &args.worker)?;
+        let worker = build_worker(&store, all, client, &args.worker);
         state = state.with_saga(saga_control(&store));
         let mut rx = stop_rx.clone();
         Some(tokio::spawn(async move {
@@ -127,7 +133,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let mut rx = stop_rx.clone();
     let projector = tokio::spawn(views::run_projector(
         store.clone(),
-        crate::cmd::replay::view_settings(&settings),
+        crate::cmd::replay::view_settings(settings),
         views::ProjectorOptions::default(),
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -158,10 +164,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_worker(global: &Global, args: WorkerArgs) -> anyhow::Result<()> {
-    let settings = moodle_settings(global)?;
-    let store = open_store(global).await?;
-    let worker = build_worker(&store, &settings, &args)?;
+pub async fn run_worker(all: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = &all.moodle;
+    let store = open_store(all).await?;
+    let worker = build_worker(&store, all, moodle_client(all)?, &args);
     tracing::info!(
         store = store.backend().as_str(),
         moodle = if settings.enabled {

@@ -19,7 +19,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let cfg = moodle::sim::SimConfig {
-        token: args.token,
+        token: args.token.expose().to_string(),
         seed: args.seed,
         persist_path: args.persist,
         moodle_version: args.moodle_version,
