@@ -68,6 +68,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     };
     let mut saga_cfg = saga_config(&worker_args);
     saga_cfg.poll_interval = Duration::from_millis(50);
+    saga_cfg.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())?;
     let worker = saga::Worker::from_moodle_settings(store.clone(), &settings, saga_cfg)?;
     let mut rx = stop_rx.clone();
     let worker = tokio::spawn(worker.run(async move {

@@ -23,7 +23,10 @@ pub async fn run(
     }
     let client = moodle::MoodleClient::new(settings).context("building the Moodle client")?;
     let config = saga::SagaConfig {
-        worker_id: format!("reconcile-{}", saga::default_worker_id()),
+        worker_id: format!(
+            "reconcile-{}",
+            saga::default_worker_id(std::env::var("HOSTNAME").ok().as_deref())
+        ),
         concurrency: 1,
         ..saga::SagaConfig::default()
     };

@@ -60,9 +60,10 @@ pub fn saga_config(args: &WorkerArgs) -> saga::SagaConfig {
         max_attempts: args.max_attempts,
         ..Default::default()
     };
-    if let Some(id) = &args.worker_id {
-        cfg.worker_id = id.clone();
-    }
+    cfg.worker_id = match &args.worker_id {
+        Some(id) => id.clone(),
+        None => saga::default_worker_id(std::env::var("HOSTNAME").ok().as_deref()),
+    };
     cfg
 }
 
@@ -71,7 +72,10 @@ pub fn build_worker(
     settings: &moodle::MoodleSettings,
     args: &WorkerArgs,
 ) -> anyhow::Result<saga::Worker> {
-    saga::Worker::from_moodle_settings(store.clone(), settings, saga_config(args))
+    let mut config = saga_config(args);
+    config.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())
+        .context("starting the Moodle worker")?;
+    saga::Worker::from_moodle_settings(store.clone(), settings, config)
         .context("starting the Moodle worker")
 }
 
