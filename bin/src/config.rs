@@ -23,12 +23,9 @@ pub fn init_tracing(global: &Global, default_filter: &str) {
 /// Opens (and migrates) the event store.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<store::Store> {
     let url = &settings.database_url;
-    store::Store::connect(url).await.with_context(|| {
-        format!(
-            "opening the event store (DATABASE_URL={})",
-            redact_url(url)
-        )
-    })
+    store::Store::connect(url)
+        .await
+        .with_context(|| format!("opening the event store (DATABASE_URL={})", redact_url(url)))
 }
 
 /// A database URL without its password, for messages.

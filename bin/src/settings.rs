@@ -32,14 +32,20 @@ const fn var(var: &'static str, help: &'static str) -> MoodleVar {
 
 /// Every `MOODLE_*` setting (docs/operations.md describes each one).
 pub const MOODLE: &[MoodleVar] = &[
-    var("MOODLE_ENABLED", "Switch the Moodle integration on (default false)"),
+    var(
+        "MOODLE_ENABLED",
+        "Switch the Moodle integration on (default false)",
+    ),
     var("MOODLE_URL", "The Moodle site's wwwroot, https://…"),
     MoodleVar {
         var: "MOODLE_TOKEN",
         help: "The web-service token (prefer the variable: a flag shows in the process list)",
         secret: true,
     },
-    var("MOODLE_COURSE_CATEGORY_ID", "Category of the events' courses"),
+    var(
+        "MOODLE_COURSE_CATEGORY_ID",
+        "Category of the events' courses",
+    ),
     var(
         "MOODLE_USER_MATCH_FIELD",
         "Account field that identifies a participant: email (default) or username",
@@ -48,13 +54,19 @@ pub const MOODLE: &[MoodleVar] = &[
         "MOODLE_DELETE_COURSE_ON_EVENT_DELETE",
         "Delete the course when its event is deleted (default false: kept, hidden)",
     ),
-    var("MOODLE_INSTRUCTOR_ROLE_ID", "Role id of instructors (default 3)"),
+    var(
+        "MOODLE_INSTRUCTOR_ROLE_ID",
+        "Role id of instructors (default 3)",
+    ),
     var("MOODLE_STUDENT_ROLE_ID", "Role id of students (default 5)"),
     var(
         "MOODLE_REMOVAL_MODE",
         "What removing a participant does: unenrol (default) or suspend",
     ),
-    var("MOODLE_NEW_USER_AUTH", "Auth plugin of new accounts (default manual)"),
+    var(
+        "MOODLE_NEW_USER_AUTH",
+        "Auth plugin of new accounts (default manual)",
+    ),
     var(
         "MOODLE_ALLOW_INSECURE_HTTP",
         "Accept an http:// MOODLE_URL (a local test site only)",
@@ -64,7 +76,10 @@ pub const MOODLE: &[MoodleVar] = &[
         "MOODLE_DUPLICATE_TIMEOUT_SECS",
         "Timeout of one course duplication (default 600)",
     ),
-    var("MOODLE_CONNECT_TIMEOUT_SECS", "Connect timeout (default 10)"),
+    var(
+        "MOODLE_CONNECT_TIMEOUT_SECS",
+        "Connect timeout (default 10)",
+    ),
     var(
         "MOODLE_MAX_INPUT_VARS",
         "The site's PHP max_input_vars, when it is not the default 1000",
@@ -140,11 +155,8 @@ impl Settings {
     ) -> anyhow::Result<Settings> {
         let moodle =
             moodle::MoodleSettings::from_lookup(&lookup).context("Moodle configuration")?;
-        let reconcile = saga::ReconcileSchedule::parse(
-            lookup(saga::ReconcileSchedule::INTERVAL_VAR).as_deref(),
-            lookup(saga::ReconcileSchedule::APPLY_VAR).as_deref(),
-        )
-        .context("Moodle configuration")?;
+        let reconcile =
+            saga::ReconcileSchedule::from_lookup(&lookup).context("Moodle configuration")?;
         Ok(Settings {
             database_url,
             moodle,
@@ -224,7 +236,10 @@ mod tests {
         .unwrap();
         assert!(s.reconcile.expect("a schedule").apply);
         let e = parse(&["--moodle-reconcile-interval=soon", "worker"]).unwrap_err();
-        assert!(format!("{e:#}").contains("MOODLE_RECONCILE_INTERVAL"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("MOODLE_RECONCILE_INTERVAL"),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -235,7 +250,10 @@ mod tests {
             "{e:#}"
         );
         let e = parse(&["--moodle", "nonsense", "serve"]).unwrap_err();
-        assert!(format!("{e:#}").contains("expected MOODLE_VAR=VALUE"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("expected MOODLE_VAR=VALUE"),
+            "{e:#}"
+        );
         let e = parse(&["--moodle-student-role-id=x", "status"]).unwrap_err();
         assert!(
             format!("{e:#}").contains("MOODLE_STUDENT_ROLE_ID: expected a positive integer"),

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn spellings_operators_type() {
-        assert_eq!(UserMatchField::parse(" Email "), Some(UserMatchField::Email));
+        assert_eq!(
+            UserMatchField::parse(" Email "),
+            Some(UserMatchField::Email)
+        );
         assert_eq!(
             UserMatchField::parse("USERNAME"),
             Some(UserMatchField::Username)

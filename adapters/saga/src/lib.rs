@@ -22,8 +22,15 @@
 //!   leaves a marker; the first enabled worker queues every OpenVLE event up to it.
 //! - **Reconcile** ([`Worker::reconcile`]): the log against what Moodle holds, as drift rows;
 //!   with [`ReconcileMode::Apply`], converged through the saga. Scheduled by
-//!   [`SagaConfig::reconcile`] (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`), it
-//!   publishes `openvle_moodle_drift{kind}`.
+//!   [`SagaConfig::reconcile`] (the caller parses `MOODLE_RECONCILE_INTERVAL` and
+//!   `MOODLE_RECONCILE_APPLY` with [`ReconcileSchedule::from_lookup`]: this crate reads no
+//!   environment), it publishes `openvle_moodle_drift{kind}`.
+//!
+//! Where things are: `worker` (the reader, the run loop, one claim's plan → call → record loop),
+//! `exec` (each step's Moodle calls, one file per lifecycle phase's calls), `reconcile` (observe,
+//! compare, report, apply), `status` (status and retry), `db` (the saga's tables). Every decision
+//! is pure and lives in `projections::saga`: the plan, the outcome policy (`outcome`), the
+//! backoff (`retry`), matching accounts (`matching`).
 
 mod clock;
 mod db;
@@ -44,7 +51,8 @@ pub use worker::{RunStats, Worker};
 
 pub use domain::moodle_sync::{DriftKind, DriftNote};
 pub use projections::saga::{
-    plan, Desired, DriftRow, Plan, RemovalMode, SagaSettings, Step, SyncState, UserMatchField,
+    plan, Backoff, Desired, DriftRow, Plan, RemovalMode, RetryPolicy, SagaSettings, Step,
+    SyncState, UserMatchField,
 };
 
 /// The saga's settings from the Moodle settings (`MOODLE_*`).
@@ -81,7 +89,8 @@ pub struct SagaConfig {
     /// Items per `enrol_manual_enrol_users` / `enrol_manual_unenrol_users` call.
     pub enrol_batch: usize,
     /// This worker's name in claims (unique per process; a restarted process with the same id
-    /// takes its old claims back at once).
+    /// takes its old claims back at once). The default has no host name (the caller knows it:
+    /// see [`default_worker_id`]).
     pub worker_id: String,
     /// First retry delay after a transient failure (doubled per attempt, with jitter).
     pub backoff_base: Duration,
@@ -95,8 +104,8 @@ pub struct SagaConfig {
     /// Transient failures of one step in a row before the event is parked with the reason (an
     /// operator then resumes it with `retry`). 0: retry for ever.
     pub max_attempts: u32,
-    /// The scheduled reconcile (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`); None: off.
-    /// [`Worker::from_moodle_settings`] reads it from the environment when left None.
+    /// The scheduled reconcile (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`, parsed by
+    /// the caller with [`ReconcileSchedule::from_lookup`]); None: off.
     pub reconcile: Option<ReconcileSchedule>,
     /// What claims and leases are measured by: the system clock, or a manual one in tests.
     pub clock: Clock,
@@ -110,7 +119,7 @@ impl Default for SagaConfig {
             read_batch: 500,
             user_batch: moodle::MAX_USERS_PER_CALL,
             enrol_batch: moodle::MAX_ENROLMENTS_PER_CALL,
-            worker_id: default_worker_id(),
+            worker_id: default_worker_id(None),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             lease: Duration::from_secs(60),
@@ -122,12 +131,23 @@ impl Default for SagaConfig {
     }
 }
 
-/// `<host>-<pid>-<random>`.
-pub fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_string());
+impl SagaConfig {
+    /// The retry rules of [`SagaConfig::max_attempts`] and the backoff.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            backoff: Backoff {
+                base: self.backoff_base,
+                max: self.backoff_max,
+            },
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`, `worker` standing for a missing or empty host name. The caller
+/// gives the host (e.g. `HOSTNAME`): the saga reads no environment.
+pub fn default_worker_id(host: Option<&str>) -> String {
+    let host = host.filter(|h| !h.is_empty()).unwrap_or("worker");
     let tag: u32 = rand::random();
     format!("{host}-{}-{tag:08x}", std::process::id())
 }

@@ -27,297 +27,29 @@
 //! them when it starts enabled (see `Worker::feed`), and reconcile shows them as `course_missing`
 //! and, with `--apply`, queues and provisions them.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+//!
+//! Files: [`observe`] (step 1's calls), [`report`] (what a pass says, the table and the gauge),
+//! [`schedule`] (the scheduled reconcile's settings); here the pass itself (steps 2 and 3).
 
 use cqrs_es::Aggregate;
-use serde::Serialize;
 use uuid::Uuid;
 
 use domain::event::VleEvent;
-use domain::moodle_sync::{DriftKind, DriftNote, MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
-use moodle::{CourseField, EnrolledFilter, MoodleClient, MoodleError, UserField};
-use projections::saga::{
-    reconcile, to_observe, Desired, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment,
-};
+use domain::moodle_sync::{DriftNote, MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
+use moodle::{MoodleClient, MoodleError};
+use projections::saga::{reconcile, to_observe, Desired, DriftRow};
 use store::{CommandError, CommandMeta};
 
 use crate::{db, SagaError, Worker};
 
-/// `MOODLE_RECONCILE_INTERVAL` / `MOODLE_RECONCILE_APPLY` is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReconcileConfigError {
-    #[error(
-        "MOODLE_RECONCILE_INTERVAL: {0:?} is not a whole number of seconds (unset or 0: no scheduled reconcile)"
-    )]
-    Interval(String),
-    #[error("MOODLE_RECONCILE_APPLY: {0:?} is not a boolean (true or false)")]
-    Apply(String),
-}
+mod observe;
+mod report;
+mod schedule;
 
-/// The scheduled reconcile of a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconcileSchedule {
-    /// Time between two passes over every event.
-    pub interval: Duration,
-    /// Converge Moodle (true) or only report the drift (false, the default).
-    pub apply: bool,
-}
-
-impl ReconcileSchedule {
-    pub const INTERVAL_VAR: &'static str = "MOODLE_RECONCILE_INTERVAL";
-    pub const APPLY_VAR: &'static str = "MOODLE_RECONCILE_APPLY";
-
-    /// From the variables' values: None when the interval is unset, empty or 0.
-    pub fn parse(
-        interval: Option<&str>,
-        apply: Option<&str>,
-    ) -> Result<Option<ReconcileSchedule>, ReconcileConfigError> {
-        let apply = match apply.map(str::trim).filter(|v| !v.is_empty()) {
-            None => false,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(ReconcileConfigError::Apply(v.to_string())),
-            },
-        };
-        let Some(interval) = interval.map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(None);
-        };
-        let secs: u64 = interval
-            .parse()
-            .map_err(|_| ReconcileConfigError::Interval(interval.to_string()))?;
-        Ok((secs > 0).then(|| ReconcileSchedule {
-            interval: Duration::from_secs(secs),
-            apply,
-        }))
-    }
-
-    /// From the environment.
-    pub fn from_env() -> Result<Option<ReconcileSchedule>, ReconcileConfigError> {
-        let var = |name: &str| std::env::var(name).ok();
-        ReconcileSchedule::parse(
-            var(Self::INTERVAL_VAR).as_deref(),
-            var(Self::APPLY_VAR).as_deref(),
-        )
-    }
-}
-
-/// What a reconcile pass may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileMode {
-    /// Show the drift; write nothing, call nothing that changes Moodle.
-    DryRun,
-    /// Record the drift (`DriftObserved`) for the views and metrics; do not touch Moodle.
-    Report,
-    /// Record the drift and its corrections, and converge Moodle through the saga.
-    Apply,
-}
-
-/// The reconcile of one OpenVLE event that had something to say.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventReconcile {
-    pub event_id: String,
-    /// The differences seen.
-    pub drift: Vec<DriftRow>,
-    /// Facts recorded as corrections (Apply).
-    pub corrections: usize,
-    /// The differences left after the saga converged (Apply).
-    pub remaining: Vec<DriftRow>,
-    /// The saga's work state afterwards (Apply): `in_sync`, `retrying`, `failed`, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub saga_state: Option<String>,
-    /// Why it did not (fully) converge, or why it could not be compared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// What a reconcile pass saw and did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReconcileReport {
-    pub mode: ReconcileMode,
-    /// OpenVLE events with a Moodle side compared.
-    pub checked: usize,
-    /// Every difference seen, in event order.
-    pub drift: Vec<DriftRow>,
-    /// Every difference left at the end (Apply: after converging; otherwise the same as `drift`).
-    pub remaining: Vec<DriftRow>,
-    /// Events with drift, or with a problem.
-    pub events: Vec<EventReconcile>,
-    /// Events that could not be compared (Moodle unreachable, …).
-    pub errors: usize,
-}
-
-impl ReconcileReport {
-    /// True when Moodle is (now) as the log says and every event could be compared.
-    pub fn is_clean(&self) -> bool {
-        self.remaining.is_empty() && self.errors == 0
-    }
-
-    /// Differences seen, per kind (every kind present, 0 included).
-    pub fn drift_by_kind(&self) -> BTreeMap<DriftKind, usize> {
-        count_by_kind(&self.drift)
-    }
-
-    /// Differences left, per kind (every kind present, 0 included).
-    pub fn remaining_by_kind(&self) -> BTreeMap<DriftKind, usize> {
-        count_by_kind(&self.remaining)
-    }
-
-    /// The report for a person: one table of differences, then what was done.
-    pub fn render_table(&self) -> String {
-        let mut out = String::new();
-        if self.drift.is_empty() {
-            out.push_str(&format!(
-                "no drift: Moodle is as the log says ({} event(s) checked)\n",
-                self.checked
-            ));
-        } else {
-            out.push_str(&table(&self.drift));
-            out.push_str(&format!(
-                "{} difference(s) in {} event(s) ({} checked)\n",
-                self.drift.len(),
-                self.events.iter().filter(|e| !e.drift.is_empty()).count(),
-                self.checked
-            ));
-        }
-        match self.mode {
-            ReconcileMode::DryRun if !self.drift.is_empty() => out
-                .push_str("dry run: nothing changed; run again with --apply to converge Moodle\n"),
-            ReconcileMode::Apply if !self.drift.is_empty() => {
-                let corrections: usize = self.events.iter().map(|e| e.corrections).sum();
-                out.push_str(&format!(
-                    "applied: {corrections} correction(s) recorded, the saga converged what it could\n"
-                ));
-                if self.remaining.is_empty() {
-                    out.push_str("after converging: no drift left\n");
-                } else {
-                    out.push_str("still different after converging:\n");
-                    out.push_str(&table(&self.remaining));
-                }
-            }
-            _ => {}
-        }
-        for e in &self.events {
-            if let Some(note) = &e.note {
-                out.push_str(&format!("{}: {note}\n", e.event_id));
-            }
-        }
-        out
-    }
-}
-
-fn count_by_kind(rows: &[DriftRow]) -> BTreeMap<DriftKind, usize> {
-    let mut m: BTreeMap<DriftKind, usize> = DriftKind::ALL.iter().map(|k| (*k, 0)).collect();
-    for r in rows {
-        *m.entry(r.note.kind).or_insert(0) += 1;
-    }
-    m
-}
-
-fn table(rows: &[DriftRow]) -> String {
-    let headers = ["EVENT", "WHAT", "EXPECTED", "ACTUAL"];
-    let cells: Vec<[String; 4]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.event_id.clone(),
-                r.note.what.clone(),
-                r.note.expected.clone(),
-                r.note.actual.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(|h| h.chars().count());
-    for c in &cells {
-        for (w, v) in widths.iter_mut().zip(c.iter()) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let line = |vals: [&str; 4]| {
-        let mut s = String::new();
-        for (i, (v, w)) in vals.iter().zip(widths.iter()).enumerate() {
-            if i == 3 {
-                s.push_str(v);
-            } else {
-                s.push_str(&format!("{v:<w$}  ", w = *w));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers);
-    for c in &cells {
-        out.push_str(&line([&c[0], &c[1], &c[2], &c[3]]));
-    }
-    out
-}
-
-/// Publishes `openvle_moodle_drift{kind}` (every kind, so a fixed drift drops to 0).
-pub(crate) fn publish_drift(by_kind: &BTreeMap<DriftKind, usize>) {
-    for (kind, n) in by_kind {
-        metrics::gauge!("openvle_moodle_drift", "kind" => kind.as_str()).set(*n as f64);
-    }
-}
-
-/// Reads what Moodle holds for one event.
-async fn observe(client: &MoodleClient, what: &Observe) -> Result<Observed, MoodleError> {
-    let mut observed = Observed::default();
-    let course = |c: moodle::Course| ObservedCourse {
-        id: c.id,
-        shortname: c.shortname,
-        category_id: c.categoryid,
-        visible: c.visible,
-    };
-    if let Some(id) = what.course_id {
-        observed.recorded_course = client
-            .get_courses_by_field(CourseField::Id, &id.to_string())
-            .await?
-            .into_iter()
-            .find(|c| c.id == id)
-            .map(course);
-    }
-    if observed.recorded_course.is_none() {
-        observed.course_by_shortname = crate::exec::find_course(client, &what.shortname)
-            .await?
-            .map(course);
-    }
-    if let Some(c) = &observed.recorded_course {
-        let all = client.get_enrolled_users(c.id, EnrolledFilter::All).await?;
-        let active: BTreeSet<i64> = client
-            .get_enrolled_users(c.id, EnrolledFilter::OnlyActive)
-            .await?
-            .into_iter()
-            .map(|u| u.id)
-            .collect();
-        observed.enrolments = all
-            .into_iter()
-            .map(|u| ObservedEnrolment {
-                user_id: u.id,
-                suspended: !active.contains(&u.id),
-                username: u.username,
-                email: u.email,
-                roles: u.roles.iter().map(|r| r.roleid).collect(),
-            })
-            .collect();
-    }
-    if !what.user_ids.is_empty() {
-        let ids: Vec<String> = what.user_ids.iter().map(|i| i.to_string()).collect();
-        let found: BTreeSet<i64> = client
-            .get_users_by_field(UserField::Id, &ids)
-            .await?
-            .into_iter()
-            .map(|u| u.id)
-            .collect();
-        observed.missing_users = what
-            .user_ids
-            .iter()
-            .copied()
-            .filter(|id| !found.contains(id))
-            .collect();
-    }
-    Ok(observed)
-}
+use observe::observe;
+use report::publish_drift;
+pub use report::{EventReconcile, ReconcileMode, ReconcileReport};
+pub use schedule::{ReconcileConfigError, ReconcileSchedule};
 
 /// What one comparison saw (with the record's version it was made against).
 struct Compared {
@@ -513,10 +245,10 @@ impl Worker {
             saga_state: None,
             note: None,
         };
-        let notes = notes(&compared.rows);
+        let drift = notes(&compared.rows);
         let corrections = compared.corrections.clone();
         let Some(position) = self
-            .record_observation(id, &compared, notes, true, corrections)
+            .record_observation(id, &compared, drift, true, corrections)
             .await?
         else {
             outcome.corrections = 0;
@@ -529,7 +261,7 @@ impl Worker {
         // Look again: what is left (normally nothing).
         match self.compare(client, id).await {
             Ok(Some(after)) => {
-                let left = notes_of(&after.rows);
+                let left = notes(&after.rows);
                 if left != after.recorded.drift {
                     self.record_observation(id, &after, left, false, Vec::new())
                         .await?;
@@ -596,38 +328,5 @@ enum Failed {
 }
 
 fn notes(rows: &[DriftRow]) -> Vec<DriftNote> {
-    notes_of(rows)
-}
-
-fn notes_of(rows: &[DriftRow]) -> Vec<DriftNote> {
     rows.iter().map(|r| r.note.clone()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_parses_and_names_the_variable() {
-        assert_eq!(ReconcileSchedule::parse(None, None), Ok(None));
-        assert_eq!(ReconcileSchedule::parse(Some("0"), Some("true")), Ok(None));
-        assert_eq!(
-            ReconcileSchedule::parse(Some(" 300 "), None),
-            Ok(Some(ReconcileSchedule {
-                interval: Duration::from_secs(300),
-                apply: false
-            }))
-        );
-        assert_eq!(
-            ReconcileSchedule::parse(Some("60"), Some("TRUE")).map(|s| s.map(|s| s.apply)),
-            Ok(Some(true))
-        );
-        let e = ReconcileSchedule::parse(Some("5m"), None).unwrap_err();
-        assert!(
-            e.to_string().starts_with("MOODLE_RECONCILE_INTERVAL"),
-            "{e}"
-        );
-        let e = ReconcileSchedule::parse(Some("60"), Some("maybe")).unwrap_err();
-        assert!(e.to_string().starts_with("MOODLE_RECONCILE_APPLY"), "{e}");
-    }
 }

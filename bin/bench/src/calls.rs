@@ -185,7 +185,9 @@ async fn measure(db: &BenchDb, quick: bool) -> anyhow::Result<Table> {
 }
 
 async fn measure_with(store: &Store, sim: &SimHandle, quick: bool) -> anyhow::Result<Table> {
-    let worker = saga::Worker::from_moodle_settings(store.clone(), &settings(sim)?, saga_config())?;
+    let mut config = saga_config();
+    config.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())?;
+    let worker = saga::Worker::from_moodle_settings(store.clone(), &settings(sim)?, config)?;
     put_environment(store).await?;
     pass(&worker).await?;
     let mut table = Table::new(&[

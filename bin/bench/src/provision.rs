@@ -72,7 +72,8 @@ async fn measure_with(
         let id = uuid::Uuid::new_v4().to_string();
         deploy(store, &id, people(&format!("prov{e}"), PARTICIPANTS)).await?;
     }
-    let config = saga_config();
+    let mut config = saga_config();
+    config.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())?;
     let concurrency = config.concurrency.max(1);
     let worker = saga::Worker::from_moodle_settings(store.clone(), &settings(sim)?, config)?;
     sim.reset_calls();

@@ -52,8 +52,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let client = moodle_client(&all)?;
-    let state =
-        api::AppState::sharing(store.clone(), config, client.clone()).with_saga(saga_control(&store));
+    let state = api::AppState::sharing(store.clone(), config, client.clone())
+        .with_saga(saga_control(&store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

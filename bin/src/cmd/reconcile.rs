@@ -24,16 +24,14 @@ pub async fn run(
     }
     let client = moodle::MoodleClient::new(settings).context("building the Moodle client")?;
     let config = saga::SagaConfig {
-        worker_id: format!("reconcile-{}", saga::default_worker_id()),
+        worker_id: format!(
+            "reconcile-{}",
+            saga::default_worker_id(std::env::var("HOSTNAME").ok().as_deref())
+        ),
         concurrency: 1,
         ..saga::SagaConfig::default()
     };
-    let worker = saga::Worker::new(
-        store.clone(),
-        Some(client),
-        all.saga(),
-        config,
-    );
+    let worker = saga::Worker::new(store.clone(), Some(client), all.saga(), config);
     let mode = if apply {
         saga::ReconcileMode::Apply
     } else {

@@ -62,9 +62,10 @@ pub fn saga_config(all: &Settings, args: &WorkerArgs) -> saga::SagaConfig {
         reconcile: all.reconcile,
         ..Default::default()
     };
-    if let Some(id) = &args.worker_id {
-        cfg.worker_id = id.clone();
-    }
+    cfg.worker_id = match &args.worker_id {
+        Some(id) => id.clone(),
+        None => saga::default_worker_id(std::env::var("HOSTNAME").ok().as_deref()),
+    };
     cfg
 }
 

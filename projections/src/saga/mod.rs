@@ -23,12 +23,16 @@
 
 pub mod desired;
 pub mod duplication;
+pub mod matching;
+pub mod outcome;
 pub mod plan;
 pub mod reconcile;
+pub mod retry;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
 pub use duplication::{landing_window, when_no_course, NoCourseYet};
+pub use outcome::{Failure, Interruption, Next, RetryPolicy, StepResult};
 pub use plan::{
     plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemovalMode, RemoveItem,
     SagaSettings, Step, SyncState, UserMatchField, UserToLink,
@@ -37,6 +41,7 @@ pub use reconcile::{
     in_scope, reconcile, to_observe, DriftRow, Observe, Observed, ObservedCourse,
     ObservedEnrolment, Reconciliation,
 };
+pub use retry::Backoff;
 pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use moodle::{CourseField, DuplicateCourse, MoodleClient, MoodleError};
 use projections::saga::{when_no_course, EnsureCourse, NoCourseYet};
 use uuid::Uuid;
 
-use super::{Failure, Outcome};
+use projections::saga::Failure;
+
+use super::{failure_of, Outcome};
 use crate::db::now_ms;
 
 /// What a worker process knows beside its record: the duplications it announced in this life
@@ -143,7 +145,7 @@ pub(super) async fn ensure_course(
                 return;
             }
             Ok(None) => {}
-            Err(err) => return out.fail(Failure::of(&err)),
+            Err(err) => return out.fail(failure_of(&err)),
         }
         match ctx.no_course_yet(e.in_flight.as_ref()) {
             NoCourseYet::WaitUntil(at) => {
@@ -196,8 +198,8 @@ pub(super) async fn ensure_course(
                         e.shortname
                     ),
                 )),
-                Ok(None) => out.fail(Failure::of(&err)),
-                Err(look) => out.fail(Failure::of(&look)),
+                Ok(None) => out.fail(failure_of(&err)),
+                Err(look) => out.fail(failure_of(&look)),
             }
         }
         Err(err) => {
@@ -206,7 +208,7 @@ pub(super) async fn ensure_course(
             if let Some(d) = e.in_flight {
                 ctx.keep_own(d.attempt);
             }
-            out.fail(Failure::of(&err))
+            out.fail(failure_of(&err))
         }
     }
 }
