@@ -47,7 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Replay(args) => {
             let store = config::open_store(global).await?;
             let settings = config::moodle_settings(global)?;
-            cmd::replay::run(&store, cmd::replay::view_settings(&settings), &args).await?
+            cmd::replay::run(&store, saga::saga_settings(&settings), &args).await?
         }
         Command::Audit(AuditCommand::Export { after, event }) => {
             cmd::ops::export(global, after, event).await?

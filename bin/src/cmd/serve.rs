@@ -127,7 +127,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let mut rx = stop_rx.clone();
     let projector = tokio::spawn(views::run_projector(
         store.clone(),
-        crate::cmd::replay::view_settings(&settings),
+        saga::saga_settings(&settings),
         views::ProjectorOptions::default(),
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
