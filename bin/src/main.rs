@@ -62,7 +62,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
         Command::Replay(args) => {
             let all = all()?;
             let store = config::open_store(all).await?;
-            cmd::replay::run(&store, cmd::replay::view_settings(&all.moodle), &args).await?
+            cmd::replay::run(&store, all.saga(), &args).await?
         }
         Command::Audit(AuditCommand::Export { after, event }) => {
             cmd::ops::export(all()?, after, event).await?

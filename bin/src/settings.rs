@@ -166,7 +166,7 @@ impl Settings {
 
     /// The saga's (and the views') settings: the one translation of the Moodle settings.
     pub fn saga(&self) -> saga::SagaSettings {
-        saga::saga_settings(&self.moodle)
+        self.moodle.saga()
     }
 }
 

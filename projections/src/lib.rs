@@ -1,2 +1,5 @@
 pub mod saga;
 pub mod view;
+
+#[cfg(test)]
+mod tests;

@@ -875,10 +875,10 @@ async fn rebuild_replay_makes_no_moodle_call() {
     rig.check();
     rig.sim.reset_calls();
 
-    let view_settings = projections::view::ViewSettings {
-        moodle_enabled: true,
+    let view_settings = projections::saga::SagaSettings {
+        enabled: true,
         delete_course_on_event_delete: true,
-        ..projections::view::ViewSettings::enabled()
+        ..projections::saga::SagaSettings::enabled(1)
     };
     let report = views::replay(
         rig.store(),

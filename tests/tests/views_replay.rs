@@ -6,7 +6,8 @@ use domain::environment::{Environment, EnvironmentCommand};
 use domain::event::{EventCommand, VleEvent};
 use domain::moodle_sync::{LinkKind, MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
 use domain::participant::ParticipantInput;
-use projections::view::{EventFold, EventView, ViewSettings};
+use projections::saga::SagaSettings;
+use projections::view::{EventFold, EventView};
 use store::{CommandMeta, Store};
 use uuid::Uuid;
 use views::story::StoryFilter;
@@ -280,8 +281,8 @@ where
     step().await;
 }
 
-fn settings() -> ViewSettings {
-    ViewSettings::enabled()
+fn settings() -> SagaSettings {
+    SagaSettings::enabled(1)
 }
 
 /// The view the API computes on demand (fold of both streams), for comparison.
@@ -414,7 +415,7 @@ async fn changed_settings_rebuild_the_views(backend: Backend) {
     };
     let store = &db.store;
     write_history(store, || async {}).await;
-    views::catch_up(store, &ViewSettings::disabled())
+    views::catch_up(store, &SagaSettings::disabled())
         .await
         .expect("catch up");
     let v = views::read::event_view(store, "ev-a")

@@ -36,7 +36,7 @@ use axum::Router;
 pub use auth::Actor;
 pub use error::ApiError;
 
-use projections::view::ViewSettings;
+use projections::saga::SagaSettings;
 
 /// Default limit of a request body (1 MiB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -116,14 +116,9 @@ impl ApiConfig {
         self.writer_token.is_some() || self.audit_token.is_some()
     }
 
-    /// The settings the event view needs.
-    pub fn view_settings(&self) -> ViewSettings {
-        ViewSettings {
-            moodle_enabled: self.moodle.enabled,
-            delete_course_on_event_delete: self.moodle.delete_course_on_event_delete,
-            instructor_role_id: self.moodle.instructor_role_id,
-            student_role_id: self.moodle.student_role_id,
-        }
+    /// The settings the event view reads (the same translation the worker uses).
+    pub fn view_settings(&self) -> SagaSettings {
+        self.moodle.saga()
     }
 }
 

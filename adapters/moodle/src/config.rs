@@ -208,6 +208,23 @@ impl MoodleSettings {
     }
 }
 
+impl MoodleSettings {
+    /// The settings the saga's rules and the event view read: the one translation of the
+    /// `MOODLE_*` settings into them, used by the worker, the API and every command alike.
+    pub fn saga(&self) -> projections::saga::SagaSettings {
+        projections::saga::SagaSettings {
+            enabled: self.enabled,
+            user_match_field: self.user_match_field,
+            category_id: self.course_category_id.unwrap_or(1),
+            delete_course_on_event_delete: self.delete_course_on_event_delete,
+            instructor_role_id: self.instructor_role_id,
+            student_role_id: self.student_role_id,
+            removal_mode: self.removal_mode,
+            new_user_auth: self.new_user_auth.clone(),
+        }
+    }
+}
+
 /// Validates a wwwroot: absolute http(s) URL with a host; https unless insecure HTTP is allowed.
 pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, ConfigError> {
     let bad = || ConfigError::Invalid {

@@ -55,26 +55,6 @@ pub use projections::saga::{
     SyncState, UserMatchField,
 };
 
-/// The saga's settings from the Moodle settings (`MOODLE_*`).
-pub fn saga_settings(m: &moodle::MoodleSettings) -> SagaSettings {
-    SagaSettings {
-        enabled: m.enabled,
-        user_match_field: match m.user_match_field {
-            moodle::UserMatchField::Email => UserMatchField::Email,
-            moodle::UserMatchField::Username => UserMatchField::Username,
-        },
-        category_id: m.course_category_id.unwrap_or(1),
-        delete_course_on_event_delete: m.delete_course_on_event_delete,
-        instructor_role_id: m.instructor_role_id,
-        student_role_id: m.student_role_id,
-        removal_mode: match m.removal_mode {
-            moodle::RemovalMode::Unenrol => RemovalMode::Unenrol,
-            moodle::RemovalMode::Suspend => RemovalMode::Suspend,
-        },
-        new_user_auth: m.new_user_auth.clone(),
-    }
-}
-
 /// Tuning of a [`Worker`].
 #[derive(Debug, Clone)]
 pub struct SagaConfig {

@@ -132,12 +132,7 @@ impl Worker {
         } else {
             None
         };
-        Ok(Worker::new(
-            store,
-            client,
-            crate::saga_settings(moodle),
-            config,
-        ))
+        Ok(Worker::new(store, client, moodle.saga(), config))
     }
 
     /// Wakes an idle worker at once (e.g. the API after a command committed). Only a hint: the

@@ -8,7 +8,7 @@ use domain::environment::Environment;
 use domain::event::{EventEvent, VleEvent};
 use domain::moodle_sync::{LinkKind, MoodleSync, MoodleSyncEvent};
 use domain::participant::{Participant, Role};
-use projections::view::ViewSettings;
+use projections::saga::SagaSettings;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 use store::{DbPool, Store, StoredEvent};
@@ -328,7 +328,7 @@ pub async fn bench_replay(store: &Store, n_events: u64) -> Result<ReplayFigures,
 
     reset_peak_rss();
     let t = Instant::now();
-    let report = replay(store, &ViewSettings::enabled(), &options, |_| {}).await?;
+    let report = replay(store, &SagaSettings::enabled(1), &options, |_| {}).await?;
     let replay_secs = t.elapsed().as_secs_f64();
     let peak = peak_rss_bytes();
     let replayed = report.events + report.caught_up;
@@ -370,7 +370,7 @@ mod tests {
                 fold.apply_sync(serde_json::from_value(payload).unwrap(), chrono::Utc::now());
             }
         }
-        let v = fold.view(&ViewSettings::enabled()).unwrap();
+        let v = fold.view(&SagaSettings::enabled(1)).unwrap();
         assert_eq!(v.moodle.state, projections::view::MoodleState::InSync);
     }
 

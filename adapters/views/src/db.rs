@@ -6,7 +6,7 @@
 //! occur.
 
 use chrono::Utc;
-use projections::view::ViewSettings;
+use projections::saga::{SagaSettings, ViewFingerprint};
 use store::{DbPool, Store, StoredEvent};
 
 use crate::error::ViewsError;
@@ -156,7 +156,7 @@ pub(crate) async fn indexed_history_page(
 /// when the row is missing).
 pub(crate) async fn read_checkpoint(
     store: &Store,
-) -> Result<(i64, Option<ViewSettings>), ViewsError> {
+) -> Result<(i64, Option<ViewFingerprint>), ViewsError> {
     let row: Option<(i64, Option<String>)> = with_pool!(store.pool(), |p| {
         sqlx::query_as("SELECT position, settings FROM views_checkpoint WHERE name = $1")
             .bind(CHECKPOINT)
@@ -315,9 +315,9 @@ pub(crate) async fn release_replay_lock(store: &Store, holder: &str) {
 pub(crate) async fn swap_in_shadow(
     store: &Store,
     end: i64,
-    settings: &ViewSettings,
+    settings: &SagaSettings,
 ) -> Result<(), ViewsError> {
-    let settings = serde_json::to_string(settings)?;
+    let settings = serde_json::to_string(&settings.view_fingerprint())?;
     let upsert = "INSERT INTO views_checkpoint (name, position, settings, updated_at_ms) \
                   VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE \
                   SET position = excluded.position, settings = excluded.settings, \

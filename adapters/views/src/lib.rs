@@ -34,12 +34,12 @@ pub use replay::{replay, ReplayOptions, ReplayPhase, ReplayProgress, ReplayRepor
 #[cfg(test)]
 #[allow(dead_code)]
 mod send_checks {
-    use projections::view::ViewSettings;
+    use projections::saga::SagaSettings;
     use store::Store;
 
     fn assert_send<T: Send>(_: T) {}
 
-    fn futures_are_send(store: Store, settings: ViewSettings) {
+    fn futures_are_send(store: Store, settings: SagaSettings) {
         assert_send(crate::db::read_checkpoint(&store));
         assert_send(crate::db::history_before(&store, "x", 1));
         assert_send(crate::db::swap_in_shadow(&store, 1, &settings));

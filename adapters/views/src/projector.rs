@@ -18,7 +18,8 @@ use std::time::Duration;
 use cqrs_es::Aggregate;
 use domain::event::VleEvent;
 use domain::moodle_sync::MoodleSync;
-use projections::view::{EnrolmentViewState, EventFold, EventView, ViewSettings};
+use projections::saga::SagaSettings;
+use projections::view::{EnrolmentViewState, EventFold, EventView};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use store::{DbPool, Store, StoredEvent};
@@ -109,7 +110,7 @@ pub(crate) struct PageOutput {
 /// Folds pages of the log into rows (no I/O but reading the log for cache misses).
 pub(crate) struct Folder {
     store: Store,
-    settings: ViewSettings,
+    settings: SagaSettings,
     cache: FoldCache,
 }
 
@@ -127,7 +128,7 @@ fn apply(fold: &mut EventFold, e: &StoredEvent) -> Result<(), ViewsError> {
 }
 
 impl Folder {
-    pub(crate) fn new(store: Store, settings: ViewSettings, cache_capacity: usize) -> Self {
+    pub(crate) fn new(store: Store, settings: SagaSettings, cache_capacity: usize) -> Self {
         Folder {
             store,
             settings,
@@ -370,7 +371,7 @@ async fn commit_page(
 /// makes each page cost only the page.
 pub struct Projector {
     store: Store,
-    settings: ViewSettings,
+    settings: SagaSettings,
     settings_json: String,
     options: ProjectorOptions,
     folder: Folder,
@@ -382,11 +383,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(store: &Store, settings: ViewSettings, options: ProjectorOptions) -> Self {
+    pub fn new(store: &Store, settings: SagaSettings, options: ProjectorOptions) -> Self {
         Projector {
-            folder: Folder::new(store.clone(), settings, options.cache_capacity),
+            folder: Folder::new(store.clone(), settings.clone(), options.cache_capacity),
             store: store.clone(),
-            settings_json: serde_json::to_string(&settings).unwrap_or_default(),
+            settings_json: serde_json::to_string(&settings.view_fingerprint()).unwrap_or_default(),
             settings,
             options,
             folded_upto: 0,
@@ -399,7 +400,7 @@ impl Projector {
     pub async fn catch_up(&mut self) -> Result<u64, ViewsError> {
         let (position, recorded) = db::read_checkpoint(&self.store).await?;
         let stale = match recorded {
-            Some(s) => s != self.settings,
+            Some(s) => s != self.settings.view_fingerprint(),
             None => position > 0,
         };
         if stale {
@@ -455,8 +456,8 @@ impl Projector {
 
 /// Brings the live read models up to the head of the log once (a fresh [`Projector`]); returns
 /// the number of log events applied.
-pub async fn catch_up(store: &Store, settings: &ViewSettings) -> Result<u64, ViewsError> {
-    Projector::new(store, *settings, ProjectorOptions::default())
+pub async fn catch_up(store: &Store, settings: &SagaSettings) -> Result<u64, ViewsError> {
+    Projector::new(store, settings.clone(), ProjectorOptions::default())
         .catch_up()
         .await
 }
@@ -466,7 +467,7 @@ pub async fn catch_up(store: &Store, settings: &ViewSettings) -> Result<u64, Vie
 /// database may come back); the loop only ends on shutdown.
 pub async fn run_projector(
     store: Store,
-    settings: ViewSettings,
+    settings: SagaSettings,
     options: ProjectorOptions,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use projections::view::ViewSettings;
+use projections::saga::SagaSettings;
 use store::Store;
 
 use crate::db::{self, SHADOW};
@@ -87,7 +87,7 @@ fn holder() -> String {
 /// swaps them in; then catches up. `progress` is called after every page.
 pub async fn replay(
     store: &Store,
-    settings: &ViewSettings,
+    settings: &SagaSettings,
     options: &ReplayOptions,
     mut progress: impl FnMut(&ReplayProgress),
 ) -> Result<ReplayReport, ViewsError> {
@@ -113,7 +113,7 @@ pub async fn replay(
     });
     let mut projector = Projector::new(
         store,
-        *settings,
+        settings.clone(),
         ProjectorOptions {
             page_size: options.page_size,
             cache_capacity: options.cache_capacity,
@@ -137,14 +137,14 @@ pub async fn replay(
 
 async fn build_and_swap(
     store: &Store,
-    settings: &ViewSettings,
+    settings: &SagaSettings,
     options: &ReplayOptions,
     holder: &str,
     progress: &mut impl FnMut(&ReplayProgress),
 ) -> Result<(u64, i64), ViewsError> {
     db::recreate_shadow(store).await?;
     let head = store.head().await?;
-    let mut folder = Folder::new(store.clone(), *settings, options.cache_capacity);
+    let mut folder = Folder::new(store.clone(), settings.clone(), options.cache_capacity);
     let mut pager = store.pager(0, options.page_size.max(1));
     let mut events = 0u64;
     let mut last_beat = Instant::now();

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use domain::environment::Environment;
 use domain::event::VleEvent;
 use domain::moodle_sync::MoodleSync;
-use projections::view::ViewSettings;
+use projections::saga::SagaSettings;
 use serde::{Deserialize, Serialize};
 use store::Store;
 
@@ -205,7 +205,7 @@ pub async fn child(opts: &Opts) -> anyhow::Result<()> {
             n
         }
         "replay" => {
-            let report = views::replay(&store, &ViewSettings::enabled(), &options, |_| {}).await?;
+            let report = views::replay(&store, &SagaSettings::enabled(1), &options, |_| {}).await?;
             report.events + report.caught_up
         }
         other => bail!("--child-mode {other}: expected raw or replay"),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use projections::view::ViewSettings;
+use projections::saga::SagaSettings;
 use views::{ReplayOptions, ReplayPhase, ReplayProgress};
 
 /// Flags of `replay`.
@@ -22,17 +22,6 @@ pub struct ReplayArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The view settings from the Moodle configuration (the views show the Moodle state as the
-/// engine sees it: disabled, not linked, pending, in sync, failed).
-pub fn view_settings(m: &moodle::MoodleSettings) -> ViewSettings {
-    ViewSettings {
-        moodle_enabled: m.enabled,
-        delete_course_on_event_delete: m.delete_course_on_event_delete,
-        instructor_role_id: m.instructor_role_id,
-        student_role_id: m.student_role_id,
-    }
 }
 
 /// Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -99,10 +88,11 @@ impl Reporter {
     }
 }
 
-/// Rebuilds the read models with `settings` (see [`view_settings`]).
+/// Rebuilds the read models with `settings` (the saga's: the views show the Moodle state as the
+/// engine sees it: disabled, not linked, pending, in sync, failed).
 pub async fn run(
     store: &store::Store,
-    settings: ViewSettings,
+    settings: SagaSettings,
     args: &ReplayArgs,
 ) -> anyhow::Result<()> {
     let mut reporter = Reporter::new(args.plain || args.json);

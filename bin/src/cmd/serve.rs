@@ -134,7 +134,7 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     let mut rx = stop_rx.clone();
     let projector = tokio::spawn(views::run_projector(
         store.clone(),
-        crate::cmd::replay::view_settings(settings),
+        all.saga(),
         views::ProjectorOptions::default(),
         async move {
             let _ = rx.wait_for(|stop| *stop).await;

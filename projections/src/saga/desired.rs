@@ -88,19 +88,20 @@ impl Desired {
 
     /// Applies the event stored at `sequence` of the stream.
     pub fn apply(&mut self, sequence: u64, event: EventEvent) {
+        // A fold started without its id (the event view's) takes it from `Deployed`, before
+        // the first cause is named after it.
+        if let (EventEvent::Deployed { id, .. }, true) = (&event, self.id.is_empty()) {
+            self.id = id.clone();
+        }
         let cause = Cause::of(&self.id, sequence);
         self.sequence = sequence;
         match event {
             EventEvent::Deployed {
-                id,
                 name,
                 template_course_id,
                 participants,
                 ..
             } => {
-                if self.id.is_empty() {
-                    self.id = id;
-                }
                 self.name = name;
                 self.template_course_id = template_course_id;
                 self.status = Status::Deployed;

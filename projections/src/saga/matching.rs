@@ -14,7 +14,8 @@ use std::collections::HashMap;
 
 use domain::moodle_sync::{LinkKind, MoodleSyncEvent};
 
-use super::plan::{LinkUsers, UserMatchField, UserToLink};
+use super::plan::{LinkUsers, UserToLink};
+use super::settings::UserMatchField;
 use super::username::Refusal;
 
 /// An account in Moodle's answer, with the fields matching reads.

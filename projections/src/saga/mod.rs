@@ -4,8 +4,11 @@
 //! - [`Desired`]: the fold of the event's `event` stream (participants with roles, status,
 //!   template course, and the id of the domain event behind each fact, for `caused_by`).
 //! - Recorded: [`domain::moodle_sync::MoodleSync`], the fold of the `moodle_sync` stream.
-//! - [`plan`]: (desired, recorded, [`SagaSettings`]) → [`Plan`], level-triggered: a redelivered
-//!   or coalesced domain event gives the same plan, and an empty plan means in sync (or parked).
+//! - [`outstanding()`]: (desired, recorded, [`SagaSettings`]) → [`Outstanding`], the rulebook:
+//!   what is not yet as the log wants. The event view counts it and takes its state from it.
+//! - [`plan`]: the same → [`Plan`], the outstanding changes as batched steps; level-triggered: a
+//!   redelivered or coalesced domain event gives the same plan, and an empty plan means in sync
+//!   (or parked).
 //!
 //! | phase                | steps (each one batch, whatever the number of participants)             |
 //! |----------------------|-------------------------------------------------------------------------|
@@ -24,24 +27,30 @@
 pub mod desired;
 pub mod duplication;
 pub mod matching;
+pub mod observe;
 pub mod outcome;
+pub mod outstanding;
 pub mod plan;
 pub mod reconcile;
 pub mod retry;
+pub mod settings;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
 pub use duplication::{landing_window, when_no_course, NoCourseYet};
+pub use observe::{
+    to_observe, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment, Reconciliation,
+};
 pub use outcome::{Failure, Interruption, Next, RetryPolicy, StepResult};
+pub use outstanding::{
+    in_scope, outstanding, wants, Compared, CourseWork, Outstanding, SyncState, Want,
+};
 pub use plan::{
-    plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemovalMode, RemoveItem,
-    SagaSettings, Step, SyncState, UserMatchField, UserToLink,
+    plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemoveItem, Step, UserToLink,
 };
-pub use reconcile::{
-    in_scope, reconcile, to_observe, DriftRow, Observe, Observed, ObservedCourse,
-    ObservedEnrolment, Reconciliation,
-};
+pub use reconcile::reconcile;
 pub use retry::Backoff;
+pub use settings::{RemovalMode, SagaSettings, UserMatchField, ViewFingerprint};
 pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
 
 #[cfg(test)]

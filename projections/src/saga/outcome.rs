@@ -13,7 +13,8 @@
 
 use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
 
-use super::plan::{Step, SyncState};
+use super::outstanding::SyncState;
+use super::plan::Step;
 use super::retry::Backoff;
 
 /// Why a step stopped (Moodle's error as the saga judges it).

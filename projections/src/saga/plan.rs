@@ -1,116 +1,15 @@
-//! The planner: (desired, recorded, settings) → the next batched Moodle steps.
+//! The planner: (desired, recorded, settings) → the next batched Moodle steps, made of what
+//! [`outstanding`](super::outstanding()) lists.
 
 use serde::{Deserialize, Serialize};
 
 use domain::event::Status;
 use domain::moodle_sync::{DuplicationStarted, EnrolmentState, MoodleSync, RecordedParticipant};
-use domain::participant::Role;
 
 use super::desired::{Cause, Desired, DesiredParticipant};
+use super::outstanding::{outstanding, CourseWork, Outstanding, SyncState, Want};
+use super::settings::{RemovalMode, SagaSettings, UserMatchField};
 use super::username::{check_username, moodle_username, Refusal};
-
-/// Which Moodle user field identifies a participant (MOODLE_USER_MATCH_FIELD).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UserMatchField {
-    #[default]
-    Email,
-    Username,
-}
-
-/// What removing a participant does in Moodle (MOODLE_REMOVAL_MODE).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RemovalMode {
-    /// `enrol_manual_unenrol_users` (the seed's behaviour; Moodle drops the grades, MDL-70582).
-    #[default]
-    Unenrol,
-    /// `enrol_manual_enrol_users` with `suspend=1`: reversible, keeps the work.
-    Suspend,
-}
-
-/// The Moodle settings the planner needs (a mirror of `moodle::MoodleSettings` without I/O).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SagaSettings {
-    /// MOODLE_ENABLED: when false the saga never calls Moodle.
-    pub enabled: bool,
-    pub user_match_field: UserMatchField,
-    /// MOODLE_COURSE_CATEGORY_ID: where event courses are created.
-    pub category_id: i64,
-    pub delete_course_on_event_delete: bool,
-    pub instructor_role_id: i64,
-    pub student_role_id: i64,
-    pub removal_mode: RemovalMode,
-    /// MOODLE_NEW_USER_AUTH (default `manual`).
-    pub new_user_auth: String,
-}
-
-impl SagaSettings {
-    /// The integration switched off (the default).
-    pub fn disabled() -> SagaSettings {
-        SagaSettings {
-            enabled: false,
-            user_match_field: UserMatchField::Email,
-            category_id: 1,
-            delete_course_on_event_delete: false,
-            instructor_role_id: 3,
-            student_role_id: 5,
-            removal_mode: RemovalMode::Unenrol,
-            new_user_auth: "manual".to_string(),
-        }
-    }
-
-    /// The integration switched on with the defaults, courses created in `category_id`.
-    pub fn enabled(category_id: i64) -> SagaSettings {
-        SagaSettings {
-            enabled: true,
-            category_id,
-            ..SagaSettings::disabled()
-        }
-    }
-
-    /// The Moodle role id of an OpenVLE role.
-    pub fn role_id(&self, role: Role) -> i64 {
-        match role {
-            Role::Instructor => self.instructor_role_id,
-            Role::Student => self.student_role_id,
-        }
-    }
-}
-
-impl Default for SagaSettings {
-    fn default() -> Self {
-        SagaSettings::disabled()
-    }
-}
-
-/// The Moodle state of an OpenVLE event, as a user sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncState {
-    /// The integration is off: no call, ever.
-    Disabled,
-    /// Deployed from an environment without a template course: no call.
-    NotLinked,
-    /// Moodle differs from the log and the saga will make it so.
-    Pending,
-    /// Moodle is as the log says.
-    InSync,
-    /// The saga, or one of the participants it still has to serve, is parked: a person must act.
-    Failed,
-}
-
-impl SyncState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncState::Disabled => "disabled",
-            SyncState::NotLinked => "not_linked",
-            SyncState::Pending => "pending",
-            SyncState::InSync => "in_sync",
-            SyncState::Failed => "failed",
-        }
-    }
-}
 
 /// Find the event's course by shortname; duplicate the template only if it is absent (the runner
 /// always looks first, and adopts a course it finds). When `visible` is false the course is
@@ -214,14 +113,14 @@ pub enum Step {
         course_id: i64,
         cause: Cause,
     },
-    /// A deleted event (course deletion on) without a recorded course: a creation whose outcome
-    /// was never known (or never recorded) may have left one. Look it up by shortname: adopt it
-    /// (then `DeleteCourse`), or record `CourseAbsent`.
     /// Record that a deleted event's course is kept (no call).
     KeepCourse {
         course_id: i64,
         cause: Cause,
     },
+    /// A deleted event (course deletion on) without a recorded course: a creation whose outcome
+    /// was never known (or never recorded) may have left one. Look it up by shortname: adopt it
+    /// (then `DeleteCourse`), or record `CourseAbsent`.
     FindCourseToDelete {
         shortname: String,
         template_course_id: i64,
@@ -326,128 +225,68 @@ impl Plan {
     }
 }
 
-/// What the log wants of one participant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    /// Enrolled, active, with this role id.
-    Enrolled(i64),
-    /// Not in the course (unenrolled, or suspended).
-    Out,
-}
-
-/// What the log wants of every participant, current ones first, then the removed ones.
-/// Instructors stay enrolled once the event ended (or was deleted and its course kept).
-pub(crate) fn wants<'a>(
-    desired: &'a Desired,
-    settings: &SagaSettings,
-) -> Vec<(&'a DesiredParticipant, Want)> {
-    let active = desired.status == Status::Deployed;
-    let mut wants = Vec::new();
-    for p in &desired.participants {
-        let want = if active || p.participant.role == Role::Instructor {
-            Want::Enrolled(settings.role_id(p.participant.role))
-        } else {
-            Want::Out
-        };
-        wants.push((p, want));
-    }
-    for p in &desired.removed {
-        wants.push((p, Want::Out));
-    }
-    wants
-}
-
-/// Plans the next steps for one OpenVLE event.
+/// Plans the next steps for one OpenVLE event: the [`outstanding`] changes as batched steps.
 pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -> Plan {
-    if !settings.enabled {
-        return Plan::none(SyncState::Disabled);
+    let out = outstanding(desired, recorded, settings);
+    let state = out.state();
+    if out.not_compared.is_some() || out.saga_parked {
+        return Plan::none(state);
     }
-    if desired.status == Status::NotDeployed {
-        return Plan::none(SyncState::InSync);
+    Plan {
+        state,
+        steps: steps(&out, desired, recorded, settings),
     }
+}
+
+fn steps(
+    out: &Outstanding<'_>,
+    desired: &Desired,
+    recorded: &MoodleSync,
+    settings: &SagaSettings,
+) -> Vec<Step> {
     let Some(template_course_id) = desired.template_course_id else {
-        return Plan::none(SyncState::NotLinked);
+        return Vec::new();
     };
-    if recorded.parked.is_some() {
-        return Plan::none(SyncState::Failed);
-    }
-
-    let deleting = desired.status == Status::Deleted;
-    let active = desired.status == Status::Deployed;
-    let has_course = recorded.course_id.is_some() && !recorded.course_deleted;
-    let course_id = recorded.course_id.filter(|_| has_course);
-    let mut steps = Vec::new();
-
-    // The setting as it was when the event was deleted decides, once: a kept course stays kept.
-    if deleting && settings.delete_course_on_event_delete && !recorded.course_kept {
-        if let Some(course_id) = course_id {
-            steps.push(Step::DeleteCourse {
+    // The course's fate once the event is deleted comes first, alone: what else is planned
+    // depends on it.
+    match out.course {
+        Some(CourseWork::Delete(course_id)) => {
+            return vec![Step::DeleteCourse {
                 course_id,
                 cause: desired.status_cause(),
-            });
-        } else if recorded.course_id.is_none() && !recorded.course_deleted {
-            // Never recorded, or lost: a creation whose answer was lost may have made it.
-            steps.push(Step::FindCourseToDelete {
+            }]
+        }
+        Some(CourseWork::FindToDelete) => {
+            return vec![Step::FindCourseToDelete {
                 shortname: desired.shortname(),
                 template_course_id,
                 cause: desired.status_cause(),
                 in_flight: recorded.duplication,
-            });
+            }]
         }
-        return finish(steps, false);
-    }
-    // A deleted event whose course never existed (or is gone) needs nothing. Otherwise a
-    // deleted event keeps its course as an ended one: hidden, instructors only; that it is kept
-    // is recorded first.
-    if deleting && course_id.is_none() {
-        return finish(steps, false);
-    }
-    if let (true, Some(course_id), false) = (deleting, course_id, recorded.course_kept) {
-        steps.push(Step::KeepCourse {
-            course_id,
-            cause: desired.status_cause(),
-        });
-        return finish(steps, false);
+        Some(CourseWork::Keep(course_id)) => {
+            return vec![Step::KeepCourse {
+                course_id,
+                cause: desired.status_cause(),
+            }]
+        }
+        Some(CourseWork::Ensure) | None => {}
     }
 
-    // What each participant should be.
-    let wants = wants(desired, settings);
-
+    let active = desired.status == Status::Deployed;
+    let course_id = recorded.course_id.filter(|_| !recorded.course_deleted);
     let empty = RecordedParticipant::default();
+    let mut steps = Vec::new();
     let mut parks = Vec::new();
     let mut links = Vec::new();
     let mut enrols = Vec::new();
     let mut removals = Vec::new();
-    let mut blocked_by_park = false;
 
-    for (p, want) in wants {
+    for c in out.participants.iter().filter(|c| c.is_actionable()) {
+        let p = c.desired;
         let id = &p.participant.id;
-        let r = recorded.participant(id).unwrap_or(&empty);
-        let satisfied = match want {
-            Want::Enrolled(role) => {
-                has_course
-                    && r.enrolment == Some(EnrolmentState::Enrolled)
-                    && r.role_id == Some(role)
-            }
-            // Out only when known to be out: an enrol whose outcome was unknown (recorded as a
-            // failure, not `Enrolled`) may have enrolled them, so anyone linked is acted on.
-            Want::Out => {
-                !has_course
-                    || r.moodle_user_id.is_none()
-                    || matches!(
-                        r.enrolment,
-                        Some(EnrolmentState::Unenrolled) | Some(EnrolmentState::Suspended)
-                    )
-            }
-        };
-        if satisfied {
-            continue;
-        }
-        if r.parked.is_some() {
-            blocked_by_park = true;
-            continue;
-        }
-        match want {
+        let r = c.recorded.unwrap_or(&empty);
+        match c.want {
             Want::Enrolled(role_id) => match r.moodle_user_id {
                 Some(moodle_user_id) => {
                     if course_id.is_some() {
@@ -489,7 +328,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
     if !parks.is_empty() {
         steps.push(Step::ParkParticipants(parks));
     }
-    if course_id.is_none() {
+    if out.course == Some(CourseWork::Ensure) {
         steps.push(Step::EnsureCourse(EnsureCourse {
             shortname: desired.shortname(),
             fullname: desired.name.clone(),
@@ -522,26 +361,15 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
                 items: removals,
             });
         }
-        if recorded.course_visible != Some(active) {
+        if let Some(visible) = out.visibility {
             steps.push(Step::SetCourseVisible {
                 course_id,
-                visible: active,
+                visible,
                 cause: desired.status_cause(),
             });
         }
     }
-    finish(steps, blocked_by_park)
-}
-
-fn finish(steps: Vec<Step>, blocked_by_park: bool) -> Plan {
-    let state = if blocked_by_park {
-        SyncState::Failed
-    } else if steps.is_empty() {
-        SyncState::InSync
-    } else {
-        SyncState::Pending
-    };
-    Plan { state, steps }
+    steps
 }
 
 /// The link item of a participant, or their parking when Moodle would refuse even the look-up

@@ -2,7 +2,7 @@ use cqrs_es::Aggregate;
 use uuid::Uuid;
 
 use domain::event::EventEvent;
-use domain::moodle_sync::{EnrolmentState, LinkKind, MoodleSync, MoodleSyncEvent};
+use domain::moodle_sync::{EnrolmentState, MoodleSync, MoodleSyncEvent};
 use domain::participant::{Participant, Role};
 
 use super::*;
@@ -50,110 +50,7 @@ fn cause(seq: u64) -> Cause {
 /// A stand-in for the runner and Moodle: runs the plan's first step, records its facts.
 /// Returns the step run, or None once the plan is empty.
 fn step_once(d: &Desired, r: &mut MoodleSync, s: &SagaSettings) -> Option<Step> {
-    let p = plan(d, r, s);
-    let step = p.next()?.clone();
-    let nil = Uuid::nil();
-    let facts: Vec<MoodleSyncEvent> = match &step {
-        Step::ParkParticipants(items) => items
-            .iter()
-            .map(|i| MoodleSyncEvent::ParticipantParked {
-                participant_id: i.participant_id.clone(),
-                code: i.refusal.code.clone(),
-                reason: i.refusal.reason.clone(),
-                caused_by: nil,
-            })
-            .collect(),
-        Step::EnsureCourse(e) => {
-            let mut v = vec![MoodleSyncEvent::CourseDuplicated {
-                course_id: 100,
-                shortname: e.shortname.clone(),
-                template_course_id: e.template_course_id,
-                category_id: e.category_id,
-                adopted: false,
-                caused_by: nil,
-            }];
-            if !e.visible {
-                v.push(MoodleSyncEvent::CourseHidden {
-                    course_id: 100,
-                    caused_by: nil,
-                });
-            }
-            v
-        }
-        Step::LinkUsers(l) => l
-            .users
-            .iter()
-            .map(|u| match &u.new_username {
-                Ok(username) => MoodleSyncEvent::UserLinked {
-                    participant_id: u.participant_id.clone(),
-                    moodle_user_id: 1000 + u.participant_id.len() as i64,
-                    username: username.clone(),
-                    how: LinkKind::Created,
-                    caused_by: nil,
-                },
-                Err(refusal) => MoodleSyncEvent::ParticipantParked {
-                    participant_id: u.participant_id.clone(),
-                    code: refusal.code.clone(),
-                    reason: refusal.reason.clone(),
-                    caused_by: nil,
-                },
-            })
-            .collect(),
-        Step::Enrol { items, .. } => items
-            .iter()
-            .map(|i| MoodleSyncEvent::Enrolled {
-                participant_id: i.participant_id.clone(),
-                moodle_user_id: i.moodle_user_id,
-                role_id: i.role_id,
-                caused_by: nil,
-            })
-            .collect(),
-        Step::Remove { mode, items, .. } => items
-            .iter()
-            .map(|i| match mode {
-                RemovalMode::Unenrol => MoodleSyncEvent::Unenrolled {
-                    participant_id: i.participant_id.clone(),
-                    moodle_user_id: i.moodle_user_id,
-                    caused_by: nil,
-                },
-                RemovalMode::Suspend => MoodleSyncEvent::Suspended {
-                    participant_id: i.participant_id.clone(),
-                    moodle_user_id: i.moodle_user_id,
-                    caused_by: nil,
-                },
-            })
-            .collect(),
-        Step::KeepCourse { course_id, .. } => vec![MoodleSyncEvent::CourseKept {
-            course_id: *course_id,
-            caused_by: nil,
-        }],
-        Step::SetCourseVisible {
-            course_id, visible, ..
-        } => vec![if *visible {
-            MoodleSyncEvent::CourseShown {
-                course_id: *course_id,
-                caused_by: nil,
-            }
-        } else {
-            MoodleSyncEvent::CourseHidden {
-                course_id: *course_id,
-                caused_by: nil,
-            }
-        }],
-        Step::DeleteCourse { course_id, .. } => vec![MoodleSyncEvent::CourseDeleted {
-            course_id: *course_id,
-            caused_by: nil,
-        }],
-        Step::FindCourseToDelete { shortname, .. } => vec![MoodleSyncEvent::CourseAbsent {
-            shortname: shortname.clone(),
-            caused_by: nil,
-        }],
-    };
-    for f in facts {
-        r.check(&f).expect("a fact the record accepts");
-        r.apply(f);
-    }
-    Some(step)
+    crate::tests::runner::step_once(d, r, s)
 }
 
 /// Runs until the plan is empty; returns the names of the steps run.
@@ -787,7 +684,7 @@ fn desired_fold_tracks_causes() {
 
 mod reconcile_pure {
     use super::*;
-    use crate::saga::reconcile::{reconcile, Observed, ObservedCourse, ObservedEnrolment};
+    use crate::saga::{reconcile, Observed, ObservedCourse, ObservedEnrolment};
     use domain::moodle_sync::DriftKind;
 
     fn in_sync() -> (Desired, MoodleSync) {
@@ -957,4 +854,27 @@ fn the_deletion_setting_is_the_one_in_force_when_the_event_was_deleted() {
         assert!(later.is_empty(), "{:?}", later.steps);
         assert_eq!(later.state, SyncState::InSync);
     }
+}
+
+/// The views store the settings they were built with; an existing database holds the JSON of
+/// the view settings as they were, and must read back equal (or every view is rebuilt).
+#[test]
+fn the_view_fingerprint_is_the_json_databases_hold() {
+    let stored = r#"{"moodle_enabled":true,"delete_course_on_event_delete":false,"instructor_role_id":3,"student_role_id":5}"#;
+    let s = SagaSettings {
+        removal_mode: RemovalMode::Suspend,
+        user_match_field: UserMatchField::Username,
+        ..settings()
+    };
+    assert_eq!(
+        serde_json::to_string(&s.view_fingerprint()).unwrap(),
+        stored
+    );
+    let read: ViewFingerprint = serde_json::from_str(stored).unwrap();
+    assert_eq!(read, s.view_fingerprint());
+    let other = SagaSettings {
+        delete_course_on_event_delete: true,
+        ..settings()
+    };
+    assert_ne!(read, other.view_fingerprint());
 }

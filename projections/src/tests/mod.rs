@@ -1,0 +1,4 @@
+//! Tests across the saga's rules and the event view (the per-module tests sit beside them).
+
+mod rulebook;
+pub(crate) mod runner;
