@@ -269,36 +269,30 @@ pub fn is_valid_username(u: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.@_".contains(&b))
 }
 
-/// An approximation of PHP's `FILTER_VALIDATE_EMAIL`, which Moodle 4.x uses via PHPMailer.
+/// Whether Moodle's `validate_email()` accepts the address: the engine's one email rule, which
+/// the domain owns ([`domain::participant::is_valid_email`]) because the API refuses a participant
+/// by it too; the client checks a batch with the same rule so that one bad email never fails a
+/// whole call.
 pub fn is_valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.rsplit_once('@') else {
-        return false;
-    };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    e.len() <= 254 && local_ok && domain_ok
+    domain::participant::is_valid_email(e)
 }
 
-/// Whether Moodle's PARAM_TEXT/PARAM_NOTAGS cleaning would change the value (it strips tags).
+/// Whether Moodle's PARAM_TEXT/PARAM_NOTAGS cleaning would change the value, which makes Moodle
+/// refuse the whole call. The cleaning is PHP's `strip_tags()`: it opens a tag at every `<` not
+/// followed by whitespace (the end of the text included, so `1<2` and `x<` are refused while
+/// `a < b` passes: observed on the lab site) and drops NUL bytes.
 pub fn has_tags(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.windows(2)
-        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || b"/!?".contains(&w[1])))
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let opens_tag = c == '<'
+            && !chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_whitespace() || *n == '\x0B');
+        if c == '\0' || opens_tag {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -482,5 +476,10 @@ mod tests {
         assert!(has_tags("Lab <intro>"));
         assert!(has_tags("<b>x</b>"));
         assert!(!has_tags("a < b"));
+        for refused in ["Ada 1<2", "Ada<", "Ada<=", "a\0b"] {
+            assert!(has_tags(refused), "{refused:?}");
+        }
+        assert!(!has_tags("Ada > b") && !has_tags("x <\ty"));
+        assert!(!is_valid_email("jöran@uni.example"));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use domain::event::EventCommand;
 use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
-use moodle::sim::{Faults, LostKind, ScriptedFault, TransientKind};
+use moodle_sim::{Faults, LostKind, ScriptedFault, TransientKind};
 use saga::{RemovalMode, SagaSettings, SyncState};
 
 async fn idle(w: &saga::Worker) -> saga::RunStats {
@@ -68,7 +68,7 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
 
     // Deployed: one course, in the events category, visible; everyone enrolled with their role.
     let course = env.course("ev1").expect("course duplicated");
-    assert_eq!(course.categoryid, moodle::sim::EVENTS_CATEGORY_ID);
+    assert_eq!(course.categoryid, moodle_sim::EVENTS_CATEGORY_ID);
     assert!(course.visible);
     let e = env.enrolments(course.id);
     assert_eq!(e.len(), 3, "{e:?}");
