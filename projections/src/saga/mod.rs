@@ -37,7 +37,7 @@ pub use reconcile::{
     in_scope, reconcile, to_observe, DriftRow, Observe, Observed, ObservedCourse,
     ObservedEnrolment, Reconciliation,
 };
-pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
+pub use username::{check_email, check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
 
 #[cfg(test)]
 mod tests;

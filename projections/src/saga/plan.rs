@@ -7,7 +7,7 @@ use domain::moodle_sync::{DuplicationStarted, EnrolmentState, MoodleSync, Record
 use domain::participant::Role;
 
 use super::desired::{Cause, Desired, DesiredParticipant};
-use super::username::{check_username, moodle_username, Refusal};
+use super::username::{check_email, check_username, moodle_username, Refusal};
 
 /// Which Moodle user field identifies a participant (MOODLE_USER_MATCH_FIELD).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -545,9 +545,16 @@ fn finish(steps: Vec<Step>, blocked_by_park: bool) -> Plan {
 }
 
 /// The link item of a participant, or their parking when Moodle would refuse even the look-up
-/// (a bad username under `user_match_field = username` fails the whole look-up batch).
+/// (a bad username under `user_match_field = username` fails the whole look-up batch) or any
+/// account for them (a bad email fails a look-up by email and every creation batch).
 fn link_item(p: &DesiredParticipant, settings: &SagaSettings) -> Result<UserToLink, ParkItem> {
     let participant = &p.participant;
+    let park = |refusal| ParkItem {
+        participant_id: participant.id.clone(),
+        refusal,
+        cause: p.cause,
+    };
+    check_email(&participant.email).map_err(park)?;
     let new_username = moodle_username(participant);
     let key = match settings.user_match_field {
         UserMatchField::Email => participant.email.clone(),
