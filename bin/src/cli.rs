@@ -186,7 +186,7 @@ pub struct SimArgs {
     pub seed: u64,
     /// The Moodle release to answer as (its error bodies and site information): 4.4 or 5.1.
     #[arg(long, default_value = "4.4")]
-    pub moodle_version: moodle::sim::MoodleVersion,
+    pub moodle_version: moodle_sim::MoodleVersion,
 }
 
 #[derive(Debug, Args)]

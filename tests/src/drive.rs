@@ -266,7 +266,7 @@ impl Http {
 /// of the course `ovle-<event id>` in `snapshot` (when there is one).
 pub fn assert_views_name_moodle_courses(
     views: &BTreeMap<String, Value>,
-    snapshot: &moodle::sim::SimState,
+    snapshot: &moodle_sim::SimState,
 ) {
     for (id, v) in views {
         let course = snapshot

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::participant::ParticipantInput;
-use moodle::sim::{SimState, EVENTS_CATEGORY_ID};
+use moodle_sim::{SimState, EVENTS_CATEGORY_ID};
 use serde_json::{json, Value};
 
 mod execute;

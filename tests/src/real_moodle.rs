@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use moodle::sim::{SimCourse, SimEnrolment, SimState, SimUser};
 use moodle::{ClientOptions, CourseField, EnrolledFilter, MoodleClient, NewUser, Secret};
+use moodle_sim::{SimCourse, SimEnrolment, SimState, SimUser};
 
 use crate::lifecycle::Model;
 

@@ -699,6 +699,61 @@ async fn rule_refusals_and_conflicts(backend: Backend) {
     .await;
 }
 
+/// An email Moodle's `validate_email` refuses (it is ASCII only and wants a dotted domain) is
+/// refused with 422 `invalid_email`, whether Moodle is on or not, in a deploy (the whole deploy:
+/// nothing is appended) as in an addition: it would otherwise reach a Moodle batch that Moodle
+/// refuses as a whole.
+async fn emails_moodle_refuses(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.environment("env", None).await;
+    let id = app.deploy("env", 2).await;
+    let participants = format!("/api/v1/events/{id}/participants");
+    for email in [
+        "jöran@uni.example",
+        "ada@bücher.example",
+        "ada@localhost",
+        "ada@x.123",
+    ] {
+        let mut p = participant("x", "student");
+        p["email"] = json!(email);
+        let v = expect_error(
+            &app,
+            Method::POST,
+            &participants,
+            JSON,
+            j(&p),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        )
+        .await;
+        assert_eq!(v["error"]["details"]["email"], email);
+        let mut deploy = deploy_body(&uuid::Uuid::new_v4().to_string(), "env", 3);
+        deploy["participants"][1]["email"] = json!(email);
+        expect_error(
+            &app,
+            Method::POST,
+            "/api/v1/events",
+            JSON,
+            j(&deploy),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        )
+        .await;
+    }
+    // What Moodle accepts still passes: an ASCII address in any case, a punycode domain.
+    for (i, email) in ["Ada.Lovelace@Example.ORG", "ada@xn--bcher-kva.example"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut p = participant(&format!("ok{i}"), "student");
+        p["email"] = json!(email);
+        let (status, body) = app.post(&participants, &p).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{email}: {body}");
+    }
+}
+
 async fn store_unavailable(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -734,5 +789,6 @@ both_backends!(
     sizes_and_media_types,
     unknown_ids_routes_and_methods,
     rule_refusals_and_conflicts,
+    emails_moodle_refuses,
     store_unavailable,
 );

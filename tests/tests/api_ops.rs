@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use moodle::sim::{SimConfig, Simulator};
+use moodle_sim::{SimConfig, Simulator};
 use support::{both_backends, code, read, ApiConfig, Backend, TestApp};
 
 async fn health_and_capabilities(backend: Backend) {
@@ -196,7 +196,7 @@ async fn moodle_routes_on_the_simulator(backend: Backend) {
     config.moodle.url = Some(sim.url());
     config.moodle.token = Some(moodle::Secret::new(sim.token()));
     config.moodle.allow_insecure_http = true;
-    config.moodle.course_category_id = Some(moodle::sim::EVENTS_CATEGORY_ID);
+    config.moodle.course_category_id = Some(moodle_sim::EVENTS_CATEGORY_ID);
     let Some(app) = TestApp::spawn_with(backend, config).await else {
         return;
     };
@@ -207,7 +207,7 @@ async fn moodle_routes_on_the_simulator(backend: Backend) {
     assert!(
         courses
             .iter()
-            .any(|c| c["id"] == moodle::sim::TEMPLATE_COURSE_ID),
+            .any(|c| c["id"] == moodle_sim::TEMPLATE_COURSE_ID),
         "{body}"
     );
 
@@ -233,7 +233,7 @@ async fn moodle_routes_on_the_simulator(backend: Backend) {
     assert_eq!(body["functions_missing"], serde_json::json!([]));
 
     // Retry on an event that is not parked: accepted, nothing resumed, nothing appended.
-    app.environment("env", Some(moodle::sim::TEMPLATE_COURSE_ID))
+    app.environment("env", Some(moodle_sim::TEMPLATE_COURSE_ID))
         .await;
     let id = app.deploy("env", 1).await;
     let head = app.head().await;

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use domain::event::EventEvent;
 use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
 use domain::participant::ParticipantInput;
-use moodle::sim::{
+use moodle::{ClientOptions, MoodleClient, Secret};
+use moodle_sim::{
     Faults, LostKind, ScriptedFault, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID,
     TEMPLATE_COURSE_ID,
 };
-use moodle::{ClientOptions, MoodleClient, Secret};
 use saga::{SagaConfig, SagaSettings, Worker};
 use store::{DbPool, Store};
 use support::lifecycle::{execute, Cmd, Model, Person};

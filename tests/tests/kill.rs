@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::moodle_sync::{EnrolmentState, MoodleSync};
-use moodle::sim::{Faults, LostKind, SimConfig, SimHandle, Simulator, TEMPLATE_COURSE_ID};
+use moodle_sim::{Faults, LostKind, SimConfig, SimHandle, Simulator, TEMPLATE_COURSE_ID};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::binary::free_port;
@@ -191,7 +191,7 @@ impl Site {
         }
     }
 
-    async fn snapshot(&self, model: &Model) -> moodle::sim::SimState {
+    async fn snapshot(&self, model: &Model) -> moodle_sim::SimState {
         match self {
             Site::Sim(sim) => sim.snapshot(),
             Site::Real(site, _) => site.snapshot(model).await,
@@ -200,7 +200,7 @@ impl Site {
 
     /// Courses Moodle made (every one, including those of deleted events and of calls whose
     /// answer never reached the log), and answers the engine never got.
-    fn made_and_lost(&self, snapshot: &moodle::sim::SimState) -> (i64, usize, String) {
+    fn made_and_lost(&self, snapshot: &moodle_sim::SimState) -> (i64, usize, String) {
         match self {
             Site::Sim(sim) => {
                 // Course ids are never reused: the next id counts every course ever made.

@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use moodle::sim::{
+use moodle::{ClientOptions, MoodleClient, Secret};
+use moodle_sim::{
     LostKind, ScriptedFault, SimConfig, SimHandle, Simulator, TransientKind, EVENTS_CATEGORY_ID,
     TEMPLATE_COURSE_ID,
 };
-use moodle::{ClientOptions, MoodleClient, Secret};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use saga::{SagaConfig, SagaSettings, Worker};

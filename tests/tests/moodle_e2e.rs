@@ -23,8 +23,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use moodle::sim::SimState;
 use moodle::{CourseField, REQUIRED_FUNCTIONS};
+use moodle_sim::SimState;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::binary::{free_port, Proc};

@@ -1,4 +1,4 @@
-//! Moodle Web Services (REST) client, preflight check and a faithful Moodle simulator.
+//! Moodle Web Services (REST) client and preflight check.
 //!
 //! * [`MoodleClient`]: one typed async method per web-service function the engine uses. The
 //!   token travels only in the POST body; errors are typed ([`MoodleError`]) and classified
@@ -7,12 +7,12 @@
 //!   so that Moodle 4.4 and 5.1 read the same.
 //! * [`MoodleSettings`]: the `MOODLE_*` configuration.
 //! * [`check()`]: the preflight behind `openvle-moodle moodle check`.
-//! * [`sim`]: an in-process (or standalone) Moodle simulator that answers like the real 4.4 site
-//!   observed in `shared/moodle/observed-4.4.md`, or like 5.1 (`observed-5.1.md`), with fault
-//!   injection for tests.
+//!
+//! The Moodle simulator the tests run it against is its own crate (`openvle-moodle-sim`, lib
+//! `moodle_sim`), with its own implementation of Moodle's rules: see its docs for why.
 //!
 //! ```
-//! use moodle::sim::{SimConfig, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
+//! use moodle_sim::{SimConfig, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
 //! use moodle::{ClientOptions, DuplicateCourse, MoodleClient, Secret};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -41,7 +41,6 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod secret;
-pub mod sim;
 pub mod types;
 pub mod wire;
 

@@ -1,4 +1,4 @@
-//! The simulator's duplication as a real Moodle runs it (see `moodle::sim` and its duplicate
+//! The simulator's duplication as a real Moodle runs it (see `moodle_sim` and its duplicate
 //! module): nothing during the backup, the hidden skeleton, the restore under the template's
 //! names, the end; and two overlapping backups of one template clashing on its backup file.
 
@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::sim_target;
-use moodle::sim::SimConfig;
 use moodle::*;
+use moodle_sim::SimConfig;
 
 #[tokio::test]
 async fn duplicate_timeout_leaves_a_course_to_find_later() {

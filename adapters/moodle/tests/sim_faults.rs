@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{sim_target, suffix};
-use moodle::sim::{Faults, LostKind, ScriptedFault, SimConfig, TransientKind};
 use moodle::*;
+use moodle_sim::{Faults, LostKind, ScriptedFault, SimConfig, TransientKind};
 
 fn user(i: usize, s: &str) -> NewUser {
     NewUser {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use domain::moodle_sync::{MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
-use moodle::sim::{Faults, SimCourse};
+use moodle_sim::{Faults, SimCourse};
 use store::CommandMeta;
 use uuid::Uuid;
 
@@ -109,7 +109,7 @@ async fn a_duplication_another_process_began_is_waited_out_and_its_course_adopte
                 id,
                 shortname: "ovle-e1".into(),
                 fullname: "Event e1".into(),
-                categoryid: moodle::sim::EVENTS_CATEGORY_ID,
+                categoryid: moodle_sim::EVENTS_CATEGORY_ID,
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use domain::event::EventCommand;
 use domain::moodle_sync::{DriftKind, MoodleSync, MoodleSyncEvent};
-use moodle::sim::{Faults, LostKind, ScriptedFault, TransientKind};
+use moodle_sim::{Faults, LostKind, ScriptedFault, TransientKind};
 use saga::{ReconcileMode, ReconcileReport, RemovalMode, SagaConfig, SagaSettings, Worker};
 
 async fn idle(w: &Worker) -> saga::RunStats {
@@ -131,7 +131,7 @@ async fn hand_made_drift(env: Env) {
     env.sim.with_state(|s| {
         s.enrolments.entry(ended.id).or_default().insert(
             s3,
-            moodle::sim::SimEnrolment {
+            moodle_sim::SimEnrolment {
                 user_id: s3,
                 course_id: ended.id,
                 suspended: false,
@@ -334,11 +334,11 @@ async fn a_restored_course_of_a_deleted_event_is_deleted_again() {
         s.next_course_id += 1;
         s.courses.insert(
             id,
-            moodle::sim::SimCourse {
+            moodle_sim::SimCourse {
                 id,
                 shortname: "ovle-gone".into(),
                 fullname: "restored".into(),
-                categoryid: moodle::sim::EVENTS_CATEGORY_ID,
+                categoryid: moodle_sim::EVENTS_CATEGORY_ID,
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,
@@ -381,7 +381,7 @@ async fn report_mode_records_drift_without_fixing() {
     env.sim.with_state(|s| {
         s.enrolments.get_mut(&live.id).unwrap().insert(
             s1,
-            moodle::sim::SimEnrolment {
+            moodle_sim::SimEnrolment {
                 user_id: s1,
                 course_id: live.id,
                 suspended: false,
@@ -572,11 +572,11 @@ async fn gap_b_unrecorded_course_of_a_deleted_event_is_deleted() {
         s.next_course_id += 1;
         s.courses.insert(
             id,
-            moodle::sim::SimCourse {
+            moodle_sim::SimCourse {
                 id,
                 shortname: "ovle-ev".into(),
                 fullname: "Event ev".into(),
-                categoryid: moodle::sim::EVENTS_CATEGORY_ID,
+                categoryid: moodle_sim::EVENTS_CATEGORY_ID,
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use domain::event::EventCommand;
 use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
-use moodle::sim::{Faults, LostKind, ScriptedFault, TransientKind};
+use moodle_sim::{Faults, LostKind, ScriptedFault, TransientKind};
 use saga::{RemovalMode, SagaSettings, SyncState};
 
 async fn idle(w: &saga::Worker) -> saga::RunStats {
@@ -68,7 +68,7 @@ async fn lifecycle(env: Env, removal: RemovalMode) {
 
     // Deployed: one course, in the events category, visible; everyone enrolled with their role.
     let course = env.course("ev1").expect("course duplicated");
-    assert_eq!(course.categoryid, moodle::sim::EVENTS_CATEGORY_ID);
+    assert_eq!(course.categoryid, moodle_sim::EVENTS_CATEGORY_ID);
     assert!(course.visible);
     let e = env.enrolments(course.id);
     assert_eq!(e.len(), 3, "{e:?}");
@@ -369,6 +369,88 @@ async fn a_participant_moodle_refuses_fails_alone() {
     assert_eq!(status.parked.len(), 1);
     assert!(!status.parked[0].saga_parked);
     assert!(status.parked[0].reason.as_deref().unwrap().contains("twin"));
+}
+
+/// Rewrites an email in an event's log rows, as an engine without the email rule recorded it
+/// (the API now refuses such a participant, so no command can write it any more). The audit
+/// chain no longer matches; nothing here looks at it.
+async fn record_as_before_the_email_rule(env: &Env, event_id: &str, from: &str, to: &str) {
+    let store::DbPool::Sqlite(pool) = env.store.pool() else {
+        panic!("written for SQLite");
+    };
+    let done =
+        sqlx::query("UPDATE events SET payload = replace(payload, ?1, ?2) WHERE aggregate_id = ?3")
+            .bind(from)
+            .bind(to)
+            .bind(event_id)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected();
+    assert_eq!(done, 1, "the deploy holds the email");
+}
+
+/// A participant whose email Moodle refuses (`jöran@…`: Moodle's validate_email is ASCII only),
+/// recorded before the engine refused such emails, is parked alone under either match field:
+/// the others are looked up, created and enrolled, and no batch is sent with that email.
+#[tokio::test]
+async fn an_email_moodle_refuses_recorded_before_the_rule_parks_that_participant_alone() {
+    for user_match_field in [saga::UserMatchField::Email, saga::UserMatchField::Username] {
+        let env = sqlite_env(Faults::default()).await;
+        let settings = SagaSettings {
+            user_match_field,
+            ..settings()
+        };
+        let w = env.worker(settings.clone(), "w1");
+        env.environment("env1", Some(TEMPLATE)).await;
+        let mut ps: Vec<_> = (0..10)
+            .map(|i| person(&format!("ok{i}"), "student"))
+            .collect();
+        let mut joran = person("joran", "student");
+        joran.email = "joran.placeholder@uni.example".into();
+        joran.username = Some("joran".into());
+        ps.insert(4, joran);
+        env.deploy("ev", "env1", ps).await;
+        let email = "jöran@uni.example";
+        record_as_before_the_email_rule(&env, "ev", "joran.placeholder@uni.example", email).await;
+        let desired = saga::Desired::fold(
+            "ev",
+            env.store
+                .read_stream("event", "ev")
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let e = r.decode::<domain::event::VleEvent>().unwrap();
+                    (r.sequence as u64, e)
+                }),
+        );
+        let joran = desired
+            .participants
+            .iter()
+            .find(|p| p.participant.id == "joran");
+        assert_eq!(joran.map(|p| p.participant.email.as_str()), Some(email));
+        idle(&w).await;
+
+        let course = env.course("ev").unwrap();
+        assert_eq!(env.enrolments(course.id).len(), 10, "{user_match_field:?}");
+        let sync = recorded(&env, "ev").await;
+        assert!(
+            sync.parked.is_none(),
+            "{user_match_field:?}: {:?}",
+            sync.parked
+        );
+        let (code, reason) = sync.participants["joran"].parked.clone().expect("parked");
+        assert_eq!(code, "invalid_email", "{user_match_field:?}");
+        assert!(reason.contains(email), "{reason}");
+        for i in 0..10 {
+            assert!(sync.participants[&format!("ok{i}")].parked.is_none());
+        }
+        assert!(!env.users_by_email().contains_key(email));
+        let counts = env.sim.call_counts();
+        assert_eq!(counts["core_user_create_users"], 1, "{counts:?}");
+        assert_eq!(plan_state(&env, "ev", &settings).await, SyncState::Failed);
+    }
 }
 
 #[tokio::test]

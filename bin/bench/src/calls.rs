@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use domain::environment::{Environment, EnvironmentCommand};
 use domain::event::{EventCommand, VleEvent};
 use domain::participant::ParticipantInput;
-use moodle::sim::{SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
+use moodle_sim::{SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
 use store::{CommandMeta, Store};
 
 use crate::db::BenchDb;

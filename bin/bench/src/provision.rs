@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use moodle::sim::{Faults, SimConfig, SimHandle, Simulator};
+use moodle_sim::{Faults, SimConfig, SimHandle, Simulator};
 use store::Store;
 
 use crate::calls::{deploy, people, put_environment, saga_config, settings};
@@ -104,12 +104,12 @@ async fn measure_with(
     let courses = state
         .courses
         .values()
-        .filter(|c| c.categoryid == moodle::sim::EVENTS_CATEGORY_ID)
+        .filter(|c| c.categoryid == moodle_sim::EVENTS_CATEGORY_ID)
         .count();
     let enrolments: usize = state
         .courses
         .values()
-        .filter(|c| c.categoryid == moodle::sim::EVENTS_CATEGORY_ID)
+        .filter(|c| c.categoryid == moodle_sim::EVENTS_CATEGORY_ID)
         .filter_map(|c| state.enrolments.get(&c.id))
         .map(|e| e.len())
         .sum();

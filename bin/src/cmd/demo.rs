@@ -24,7 +24,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let database_url = format!("sqlite://{}", db_path.display());
 
     // 1. A Moodle to talk to.
-    let sim = moodle::sim::Simulator::start_local(moodle::sim::SimConfig {
+    let sim = moodle_sim::Simulator::start_local(moodle_sim::SimConfig {
         token: TOKEN.to_string(),
         ..Default::default()
     })
@@ -38,7 +38,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "MOODLE_ENABLED" => Some("true".to_string()),
         "MOODLE_URL" => Some(sim.url()),
         "MOODLE_TOKEN" => Some(TOKEN.to_string()),
-        "MOODLE_COURSE_CATEGORY_ID" => Some(moodle::sim::EVENTS_CATEGORY_ID.to_string()),
+        "MOODLE_COURSE_CATEGORY_ID" => Some(moodle_sim::EVENTS_CATEGORY_ID.to_string()),
         "MOODLE_DELETE_COURSE_ON_EVENT_DELETE" => Some("true".to_string()),
         "MOODLE_ALLOW_INSECURE_HTTP" => Some("true".to_string()),
         _ => None,
@@ -116,18 +116,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn play(
     http: &reqwest::Client,
     base: &str,
-    sim: &moodle::sim::SimHandle,
+    sim: &moodle_sim::SimHandle,
     participants: usize,
 ) -> anyhow::Result<String> {
     let env_id = "env-networking-lab";
     send(
         http.put(format!("{base}/api/v1/environments/{env_id}")),
-        json!({"name": "Networking lab", "moodle_template_course_id": moodle::sim::TEMPLATE_COURSE_ID}),
+        json!({"name": "Networking lab", "moodle_template_course_id": moodle_sim::TEMPLATE_COURSE_ID}),
     )
     .await?;
     println!(
         "1. environment {env_id} linked to Moodle template course {}",
-        moodle::sim::TEMPLATE_COURSE_ID
+        moodle_sim::TEMPLATE_COURSE_ID
     );
 
     let event_id = uuid::Uuid::new_v4().to_string();

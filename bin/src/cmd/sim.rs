@@ -11,14 +11,14 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
             anyhow::bail!("{flag}: expected a share between 0.0 and 1.0, got {rate}");
         }
     }
-    let faults = moodle::sim::Faults {
+    let faults = moodle_sim::Faults {
         latency_ms: args.latency_ms,
         duplicate_latency_ms: args.duplicate_latency_ms,
         transient_error_rate: args.transient_error_rate,
         lose_response_rate: args.lose_response_rate,
         ..Default::default()
     };
-    let cfg = moodle::sim::SimConfig {
+    let cfg = moodle_sim::SimConfig {
         token: args.token.expose().to_string(),
         seed: args.seed,
         persist_path: args.persist,
@@ -30,10 +30,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         "Moodle {} simulator on http://{} (template course {} in category {}, events category {})",
         args.moodle_version,
         args.listen,
-        moodle::sim::TEMPLATE_COURSE_ID,
-        moodle::sim::TEMPLATES_CATEGORY_ID,
-        moodle::sim::EVENTS_CATEGORY_ID
+        moodle_sim::TEMPLATE_COURSE_ID,
+        moodle_sim::TEMPLATES_CATEGORY_ID,
+        moodle_sim::EVENTS_CATEGORY_ID
     );
-    moodle::sim::serve(args.listen, cfg).await?;
+    moodle_sim::serve(args.listen, cfg).await?;
     Ok(())
 }

@@ -51,7 +51,7 @@ pub use plan::{
 pub use reconcile::reconcile;
 pub use retry::Backoff;
 pub use settings::{RemovalMode, SagaSettings, UserMatchField, ViewFingerprint};
-pub use username::{check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
+pub use username::{check_email, check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use domain::moodle_sync::{DuplicationStarted, EnrolmentState, MoodleSync, Record
 use super::desired::{Cause, Desired, DesiredParticipant};
 use super::outstanding::{outstanding, CourseWork, Outstanding, SyncState, Want};
 use super::settings::{RemovalMode, SagaSettings, UserMatchField};
-use super::username::{check_username, moodle_username, Refusal};
+use super::username::{check_email, check_username, moodle_username, Refusal};
 
 /// Find the event's course by shortname; duplicate the template only if it is absent (the runner
 /// always looks first, and adopts a course it finds). When `visible` is false the course is
@@ -373,9 +373,16 @@ fn steps(
 }
 
 /// The link item of a participant, or their parking when Moodle would refuse even the look-up
-/// (a bad username under `user_match_field = username` fails the whole look-up batch).
+/// (a bad username under `user_match_field = username` fails the whole look-up batch) or any
+/// account for them (a bad email fails a look-up by email and every creation batch).
 fn link_item(p: &DesiredParticipant, settings: &SagaSettings) -> Result<UserToLink, ParkItem> {
     let participant = &p.participant;
+    let park = |refusal| ParkItem {
+        participant_id: participant.id.clone(),
+        refusal,
+        cause: p.cause,
+    };
+    check_email(&participant.email).map_err(park)?;
     let new_username = moodle_username(participant);
     let key = match settings.user_match_field {
         UserMatchField::Email => participant.email.clone(),

@@ -1,8 +1,8 @@
-//! Moodle usernames, checked locally before anything is sent: Moodle refuses a whole
-//! `core_user_create_users` batch (and a whole look-up by username) for one bad username, and
-//! with debugging off its answer does not say which.
+//! Moodle usernames and emails, checked locally before anything is sent: Moodle refuses a whole
+//! `core_user_create_users` batch (and a whole look-up by username) for one bad username or
+//! email, and with debugging off its answer does not say which.
 
-use domain::participant::Participant;
+use domain::participant::{is_valid_email, Participant};
 
 /// Moodle's longest username (the `user.username` column).
 pub const MAX_USERNAME_LEN: usize = 100;
@@ -24,6 +24,17 @@ impl Refusal {
                 "Moodle would refuse the username {username:?}: {why} \
                  (allowed: lowercase letters, digits and - . @ _, at most {MAX_USERNAME_LEN} characters); \
                  correct the participant's username in OpenVLE"
+            ),
+        }
+    }
+
+    pub fn invalid_email(email: &str) -> Refusal {
+        Refusal {
+            code: "invalid_email".to_string(),
+            reason: format!(
+                "Moodle would refuse the email {email:?} (its validate_email accepts ASCII \
+                 addresses only, with a domain of two or more labels); correct the participant's \
+                 email in OpenVLE"
             ),
         }
     }
@@ -65,6 +76,16 @@ pub fn check_username(username: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// Checks an email against Moodle's rule (the domain's, which the API applies too: only a
+/// participant recorded before that rule can fail here, and it is parked alone).
+pub fn check_email(email: &str) -> Result<(), Refusal> {
+    if is_valid_email(email) {
+        Ok(())
+    } else {
+        Err(Refusal::invalid_email(email))
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +134,15 @@ mod tests {
         }
         assert!(check_username(&"a".repeat(101)).is_err());
         assert!(check_username(&"a".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn emails_moodle_refuses() {
+        assert_eq!(check_email("ada@uni.example"), Ok(()));
+        for bad in ["jöran@uni.example", "a@localhost", "a@bücher.example"] {
+            let err = check_email(bad).unwrap_err();
+            assert_eq!(err.code, "invalid_email", "{bad}");
+            assert!(err.reason.contains(bad), "{}", err.reason);
+        }
     }
 }

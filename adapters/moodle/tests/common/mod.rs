@@ -14,10 +14,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
-use moodle::sim::{
+use moodle::{ClientOptions, MoodleClient, Secret};
+use moodle_sim::{
     MoodleVersion, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID,
 };
-use moodle::{ClientOptions, MoodleClient, Secret};
 
 /// Set to `1` to make a missing or unreachable real Moodle a failure instead of a skip.
 pub const REQUIRE_VAR: &str = "OPENVLE_REQUIRE_MOODLE";

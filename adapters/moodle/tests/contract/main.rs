@@ -7,7 +7,8 @@
 //! Every test works with courses, usernames and emails of its own (a random suffix) and removes
 //! them at the end, so that tests run side by side, in any order, on a shared site. One file per
 //! area: [`site`] (token, functions, wire format), [`courses`], [`duplication`], [`users`],
-//! [`enrol`].
+//! [`enrol`], and [`rules`] (Moodle's parameter rules against the engine's and the simulator's,
+//! each written apart from Moodle's code).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -15,6 +16,7 @@ mod common;
 mod courses;
 mod duplication;
 mod enrol;
+mod rules;
 mod site;
 mod users;
 

@@ -8,10 +8,8 @@ use std::time::Duration;
 use domain::environment::{Environment, EnvironmentCommand};
 use domain::event::{EventCommand, VleEvent};
 use domain::participant::ParticipantInput;
-use moodle::sim::{
-    Faults, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID,
-};
 use moodle::{ClientOptions, MoodleClient, Secret};
+use moodle_sim::{Faults, SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
 use saga::{SagaConfig, SagaSettings, Worker};
 use store::{CommandMeta, Store};
 
@@ -155,7 +153,7 @@ impl Env {
     }
 
     /// The course of event `id` in the simulator (by its shortname), and how many share it.
-    pub fn courses_named(&self, shortname: &str) -> Vec<moodle::sim::SimCourse> {
+    pub fn courses_named(&self, shortname: &str) -> Vec<moodle_sim::SimCourse> {
         self.sim
             .snapshot()
             .courses
@@ -165,7 +163,7 @@ impl Env {
             .collect()
     }
 
-    pub fn course(&self, event_id: &str) -> Option<moodle::sim::SimCourse> {
+    pub fn course(&self, event_id: &str) -> Option<moodle_sim::SimCourse> {
         let mut v = self.courses_named(&format!("ovle-{event_id}"));
         assert!(v.len() <= 1, "two courses for {event_id}: {v:?}");
         v.pop()

@@ -115,6 +115,15 @@ impl WsError {
         )
     }
 
+    /// A failed insert or update (e.g. a username longer than its column, observed on the lab).
+    pub fn dml_write() -> Self {
+        Self::new(
+            "dml_write_exception",
+            "dmlwriteexception",
+            "Error writing to database",
+        )
+    }
+
     /// `require_capability()` failing; `what` is the capability's name as Moodle shows it.
     pub fn no_permission(what: &str) -> Self {
         Self::new(

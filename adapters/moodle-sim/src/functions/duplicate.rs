@@ -21,10 +21,10 @@
 
 use serde_json::{json, Value};
 
-use super::super::errors::WsError;
-use super::super::params::{php_int, Obj};
-use super::super::state::{SimCourse, SimState, SITE_COURSE_ID};
-use crate::wire::has_tags;
+use crate::errors::WsError;
+use crate::params::{php_int, Obj};
+use crate::rules::strip_tags_changes;
+use crate::state::{SimCourse, SimState, SITE_COURSE_ID};
 
 /// Shares of the duplication latency spent in the backup, with the skeleton, and in the
 /// restore (measured on the lab: ~0.5 s, ~0.15 s, ~0.15 s of 0.8 s).
@@ -71,7 +71,7 @@ pub fn check(s: &SimState, p: Obj<'_>) -> Result<Plan, WsError> {
     let shortname = p.req_str("shortname")?;
     let categoryid = p.req_int("categoryid")?;
     let visible = p.opt_int("visible")?.unwrap_or(1) != 0;
-    if has_tags(fullname) || has_tags(shortname) {
+    if strip_tags_changes(fullname) || strip_tags_changes(shortname) {
         return Err(WsError::invalid_param());
     }
     let mut options = Vec::new();

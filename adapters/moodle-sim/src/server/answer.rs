@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::sim::errors::WsError;
+use crate::errors::WsError;
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")

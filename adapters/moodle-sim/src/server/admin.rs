@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::CallRecord;
-use crate::sim::faults::{Faults, QueuedFault};
-use crate::sim::Shared;
+use crate::faults::{Faults, QueuedFault};
+use crate::Shared;
 
 /// Adds the `/_sim/...` routes.
 pub(super) fn routes(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
@@ -108,11 +108,7 @@ async fn set_manual(
     flag(&sh, id, |c| c.manual_enrol = f.value)
 }
 
-fn flag(
-    sh: &Arc<Shared>,
-    id: i64,
-    set: impl FnOnce(&mut crate::sim::state::SimCourse),
-) -> Response {
+fn flag(sh: &Arc<Shared>, id: i64, set: impl FnOnce(&mut crate::state::SimCourse)) -> Response {
     let mut g = sh.lock();
     let Some(c) = g.state.courses.get_mut(&id) else {
         return StatusCode::NOT_FOUND.into_response();

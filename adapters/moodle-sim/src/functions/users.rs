@@ -6,10 +6,12 @@
 
 use serde_json::{json, Value};
 
-use crate::sim::errors::WsError;
-use crate::sim::params::{php_int, Obj, PVal};
-use crate::sim::state::{SimState, SimUser};
-use crate::wire::{has_tags, is_valid_email, is_valid_username};
+use crate::errors::WsError;
+use crate::params::{php_int, Obj, PVal};
+use crate::rules::{
+    clean_username, strip_tags_changes, username_unchanged, validate_email, USERNAME_COLUMN,
+};
+use crate::state::{SimState, SimUser};
 
 fn user_json(u: &SimUser) -> Value {
     json!({"id": u.id, "username": u.username, "firstname": u.firstname, "lastname": u.lastname,
@@ -17,16 +19,6 @@ fn user_json(u: &SimUser) -> Value {
            "institution": "", "idnumber": "", "auth": u.auth, "suspended": u.suspended, "confirmed": true,
            "lang": "en", "theme": "", "timezone": "99", "mailformat": 1, "description": "",
            "descriptionformat": 1, "profileimageurlsmall": "", "profileimageurl": ""})
-}
-
-/// `clean_param(PARAM_USERNAME)` without `extendedusernamechars`: trimmed, lowercased, and
-/// every character but `[-.@_a-z0-9]` dropped.
-fn clean_username(v: &str) -> String {
-    v.trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.@_".contains(*c))
-        .collect()
 }
 
 /// Whether PHP 8's `$value != clean_param($value, PARAM_INT)` is false: a numeric string equal
@@ -52,7 +44,7 @@ pub(super) fn by_field(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
     }
     let unchanged = |v: &str| match field {
         "id" => int_unchanged(v),
-        "username" => clean_username(v) == v,
+        "username" => username_unchanged(v),
         "email" => v.trim() == v,
         _ => true,
     };
@@ -185,30 +177,70 @@ fn password_policy_error(pw: &str) -> Option<WsError> {
     })
 }
 
+/// One account of a `core_user_create_users` call, as `validate_parameters()` let it through.
+struct NewUser<'a> {
+    username: &'a str,
+    firstname: &'a str,
+    lastname: &'a str,
+    email: &'a str,
+    auth: &'a str,
+    createpassword: bool,
+    password: Option<&'a str>,
+}
+
+/// `validate_parameters()` for one account: known keys, types, and the cleaning of
+/// PARAM_USERNAME (username), PARAM_NOTAGS (names) and PARAM_RAW_TRIMMED (email), each refusing
+/// a value it would change.
+fn validated(item: &PVal) -> Result<NewUser<'_>, WsError> {
+    let o = item.obj()?;
+    o.only(USER_KEYS)?;
+    for k in ["mailformat", "maildisplay"] {
+        o.opt_int(k)?;
+    }
+    let u = NewUser {
+        username: o.req_str("username")?,
+        firstname: o.req_str("firstname")?,
+        lastname: o.req_str("lastname")?,
+        email: o.req_str("email")?,
+        auth: o.opt_str("auth")?.unwrap_or("manual"),
+        createpassword: o.opt_bool("createpassword")?.unwrap_or(false),
+        password: o.opt_str("password")?,
+    };
+    let trimmed = |v: &str| v.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B']) == v;
+    if !username_unchanged(u.username)
+        || strip_tags_changes(u.firstname)
+        || strip_tags_changes(u.lastname)
+        || !trimmed(u.email)
+    {
+        return Err(WsError::invalid_param());
+    }
+    Ok(u)
+}
+
+/// `core_user_create_users`: every account validated first (`validate_parameters()`), then each
+/// checked and inserted in turn inside one transaction, so the first failure (in that order)
+/// is the answer and nothing is kept.
 pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
     p.only(&["users"])?;
     type NewRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    let users: Vec<NewUser<'_>> = p
+        .req_list("users")?
+        .into_iter()
+        .map(validated)
+        .collect::<Result<_, _>>()?;
     let mut new: Vec<NewRow<'_>> = Vec::new();
-    for item in p.req_list("users")? {
-        let o = item.obj()?;
-        o.only(USER_KEYS)?;
-        for k in ["mailformat", "maildisplay"] {
-            o.opt_int(k)?;
-        }
-        let username = o.req_str("username")?;
-        let firstname = o.req_str("firstname")?;
-        let lastname = o.req_str("lastname")?;
-        let email = o.req_str("email")?;
-        let auth = o.opt_str("auth")?.unwrap_or("manual");
-        let createpassword = o.opt_bool("createpassword")?.unwrap_or(false);
-        let password = o.opt_str("password")?;
+    for u in users {
+        let NewUser {
+            username,
+            firstname,
+            lastname,
+            email,
+            auth,
+            createpassword,
+            password,
+        } = u;
         let blank = |v: &str| v.trim().is_empty();
-        if !is_valid_username(username)
-            || blank(firstname)
-            || blank(lastname)
-            || has_tags(firstname)
-            || has_tags(lastname)
-        {
+        if blank(username) || blank(firstname) || blank(lastname) {
             return Err(WsError::invalid_param());
         }
         let taken_name =
@@ -223,13 +255,16 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
         let lower = email.to_lowercase();
         let taken_email = s.users.values().any(|u| u.email.to_lowercase() == lower)
             || new.iter().any(|(_, _, _, e, _)| e.to_lowercase() == lower);
-        if !is_valid_email(email) || taken_email {
+        if !validate_email(email) || taken_email {
             return Err(WsError::invalid_param());
         }
         if let (true, Some(pw)) = (internal, password) {
             if let Some(e) = password_policy_error(pw) {
                 return Err(e);
             }
+        }
+        if username.chars().count() > USERNAME_COLUMN {
+            return Err(WsError::dml_write());
         }
         new.push((username, firstname, lastname, email, auth));
     }
@@ -245,7 +280,7 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{clean_username, int_unchanged, like};
+    use super::{int_unchanged, like};
 
     #[test]
     fn like_is_case_insensitive_with_wildcards() {
@@ -258,8 +293,6 @@ mod tests {
 
     #[test]
     fn cleaning() {
-        assert_eq!(clean_username(" Ada.L "), "ada.l");
-        assert_eq!(clean_username("o'neil"), "oneil");
         assert!(int_unchanged("007") && int_unchanged("12"));
         assert!(!int_unchanged("1.5") && !int_unchanged("abc") && !int_unchanged(""));
     }

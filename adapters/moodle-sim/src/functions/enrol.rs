@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use super::{role_shortname, Ctx, ASSIGNABLE};
-use crate::sim::errors::WsError;
-use crate::sim::params::Obj;
-use crate::sim::state::{SimEnrolment, SimState, SimUser, SITE_COURSE_ID};
+use crate::errors::WsError;
+use crate::params::Obj;
+use crate::state::{SimEnrolment, SimState, SimUser, SITE_COURSE_ID};
 
 fn participant(u: &SimUser, roles: &[i64]) -> Value {
     let roles: Vec<Value> = roles

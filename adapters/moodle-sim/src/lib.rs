@@ -16,8 +16,13 @@
 //!
 //! Layout: `functions/` holds what each web-service function does to the site's data (one file
 //! per area, and the duplication's phases), `server/` the HTTP side (REST, wire formats, the
-//! admin endpoints), `errors.rs` Moodle's exception bodies and `version.rs` what differs between
-//! the releases answered as. A duplication runs in the phases a real one goes through (no course
+//! admin endpoints), `params.rs` PHP's request parsing, [`rules`] Moodle's parameter rules
+//! (usernames, emails, tags, release strings), `errors.rs` Moodle's exception bodies and
+//! `version.rs` what differs between the releases answered as.
+//!
+//! The crate depends on no part of the client (`openvle-moodle-ws`): it stands for Moodle, so
+//! its rules are written from Moodle's code and the lab site's answers, and a client rule that
+//! differs from Moodle's fails the contract suite instead of being copied here. A duplication runs in the phases a real one goes through (no course
 //! during the backup, then a hidden skeleton, then the restore under the template's names, then
 //! the requested names): the duplication latency is split between them.
 
@@ -25,6 +30,7 @@ mod errors;
 pub mod faults;
 mod functions;
 mod params;
+pub mod rules;
 mod server;
 pub mod state;
 mod version;
@@ -70,7 +76,7 @@ pub struct SimConfig {
 impl std::fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimConfig")
-            .field("token", &crate::secret::REDACTED)
+            .field("token", &"[redacted]")
             .field("seed", &self.seed)
             .field("persist_path", &self.persist_path)
             .field("moodle_version", &self.moodle_version)

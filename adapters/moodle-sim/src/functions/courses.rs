@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use super::Ctx;
-use crate::sim::errors::{missing_record_warning, WsError};
-use crate::sim::params::{parse_int, php_int, Obj};
-use crate::sim::state::{SimCourse, SimState, SITE_COURSE_ID};
-use crate::wire::has_tags;
+use crate::errors::{missing_record_warning, WsError};
+use crate::params::{parse_int, php_int, Obj};
+use crate::rules::strip_tags_changes;
+use crate::state::{SimCourse, SimState, SITE_COURSE_ID};
 
 pub(super) fn course_json(s: &SimState, c: &SimCourse) -> Value {
     let categoryname = s
@@ -165,7 +165,7 @@ pub(super) fn update(s: &mut SimState, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<Valu
         }
         o.opt_str("idnumber")?;
         for k in ["fullname", "shortname"] {
-            if o.opt_str(k)?.is_some_and(has_tags) {
+            if o.opt_str(k)?.is_some_and(strip_tags_changes) {
                 return Err(WsError::invalid_param());
             }
         }
