@@ -25,6 +25,7 @@
 //!   [`SagaConfig::reconcile`] (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`), it
 //!   publishes `openvle_moodle_drift{kind}`.
 
+mod clock;
 mod db;
 mod exec;
 mod reconcile;
@@ -33,6 +34,7 @@ mod worker;
 
 use std::time::Duration;
 
+pub use clock::{Clock, ManualClock};
 pub use db::{ensure_schema, WorkState, CHECKPOINT};
 pub use reconcile::{
     EventReconcile, ReconcileConfigError, ReconcileMode, ReconcileReport, ReconcileSchedule,
@@ -96,6 +98,8 @@ pub struct SagaConfig {
     /// The scheduled reconcile (`MOODLE_RECONCILE_INTERVAL`, `MOODLE_RECONCILE_APPLY`); None: off.
     /// [`Worker::from_moodle_settings`] reads it from the environment when left None.
     pub reconcile: Option<ReconcileSchedule>,
+    /// What claims and leases are measured by: the system clock, or a manual one in tests.
+    pub clock: Clock,
 }
 
 impl Default for SagaConfig {
@@ -113,6 +117,7 @@ impl Default for SagaConfig {
             max_steps_per_claim: 64,
             max_attempts: 20,
             reconcile: None,
+            clock: Clock::System,
         }
     }
 }
@@ -134,6 +139,9 @@ pub enum SagaError {
     Store(#[from] store::StoreError),
     #[error("saga tables: {0}")]
     Db(#[from] sqlx::Error),
+    /// The saga's tables are not as the migrations make them (the migrations did not run).
+    #[error("saga schema: {0}")]
+    Schema(String),
     #[error("Moodle client: {0}")]
     Moodle(#[from] moodle::MoodleError),
     #[error("the saga's record refused a fact: {0}")]

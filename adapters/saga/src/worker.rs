@@ -265,6 +265,7 @@ impl Worker {
             store,
             &self.inner.config.worker_id,
             event_id,
+            self.inner.config.clock.now_ms(),
             self.lease_until(),
         )
         .await?
@@ -379,6 +380,7 @@ impl Worker {
                 &self.inner.store,
                 &cfg.worker_id,
                 cfg.concurrency.max(1),
+                cfg.clock.now_ms(),
                 self.lease_until(),
             )
             .await?;
@@ -416,6 +418,7 @@ impl Worker {
                 &self.inner.store,
                 &self.inner.config.worker_id,
                 limit,
+                self.inner.config.clock.now_ms(),
                 until,
             )
             .await
@@ -452,7 +455,7 @@ impl Worker {
     }
 
     fn lease_until(&self) -> i64 {
-        now_ms() + self.inner.config.lease.as_millis() as i64
+        self.inner.config.clock.now_ms() + self.inner.config.lease.as_millis() as i64
     }
 
     /// Processes one claim and updates its row.

@@ -652,3 +652,92 @@ async fn bench_200_events_of_20() {
         );
     }
 }
+
+// ---- leases, by the worker's clock ----
+
+/// A worker that died holding an event leaves its lease; another worker takes the event over
+/// only once the lease has run out by its clock. The clock is a manual one: the lease expires
+/// because the test moves it, not because the test waits.
+async fn lease_expires_when_the_clock_moves_past_it(env: Env) {
+    env.environment("env1", Some(TEMPLATE)).await;
+    env.deploy("leased", "env1", vec![person("l-a", "student")])
+        .await;
+    let hand = saga::ManualClock::starting_now();
+    let heir = saga::Worker::new(
+        env.store.clone(),
+        Some(env.client.clone()),
+        settings(),
+        saga::SagaConfig {
+            clock: hand.clock(),
+            ..config("heir")
+        },
+    );
+    heir.feed().await.unwrap();
+    // The dead worker's claim: its lease runs one minute past the heir's now.
+    let until = hand.now_ms() + 60_000;
+    store::with_pool!(env.store.pool(), |p| {
+        store::sqlx::query(
+            "UPDATE saga_work SET claimed_by = 'dead', lease_until = $1 WHERE event_id = $2",
+        )
+        .bind(until)
+        .bind("leased")
+        .execute(p)
+        .await
+        .unwrap();
+    });
+
+    let held = heir.process_event("leased").await.unwrap().unwrap();
+    assert!(!held.done, "taken while the lease ran: {held:?}");
+    hand.set(until);
+    let held = heir.process_event("leased").await.unwrap().unwrap();
+    assert!(
+        !held.done,
+        "taken at the last instant of the lease: {held:?}"
+    );
+    assert!(env.course("leased").is_none());
+    assert!(env.sim.call_counts().is_empty());
+
+    hand.advance(Duration::from_millis(1));
+    let taken = heir.process_event("leased").await.unwrap().unwrap();
+    assert!(taken.done, "{taken:?}");
+    assert_eq!(taken.state, "in_sync");
+    let course = env.course("leased").expect("the heir created the course");
+    assert!(env.enrolments(course.id).contains_key("l-a@example.org"));
+}
+
+#[tokio::test]
+async fn a_lease_expires_by_the_clock_sqlite() {
+    lease_expires_when_the_clock_moves_past_it(sqlite_env(Faults::default()).await).await;
+}
+
+#[tokio::test]
+async fn a_lease_expires_by_the_clock_postgres() {
+    let Some(env) = pg_env(Faults::default()).await else {
+        return;
+    };
+    let url = env.db_url.clone();
+    lease_expires_when_the_clock_moves_past_it(env).await;
+    store::testing::drop_pg_database(&url).await;
+}
+
+/// The saga checks its tables, it does not create them: on a database the migrations did not
+/// reach, it says so and leaves the schema alone.
+#[tokio::test]
+async fn the_saga_refuses_a_database_the_migrations_did_not_reach() {
+    let url = store::testing::fresh_sqlite_url();
+    let bare = store::Store::connect_without_migrating(&url).await.unwrap();
+    let err = saga::ensure_schema(&bare).await.unwrap_err();
+    assert!(matches!(err, saga::SagaError::Schema(_)), "{err:?}");
+    assert!(err.to_string().contains("migrat"), "{err}");
+    let tables: Vec<String> = store::with_pool!(bare.pool(), |p| {
+        store::sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name LIKE 'saga_%'")
+            .fetch_all(p)
+            .await
+            .unwrap()
+    });
+    assert!(tables.is_empty(), "{tables:?}");
+    bare.migrate().await.unwrap();
+    saga::ensure_schema(&bare).await.unwrap();
+    bare.close().await;
+    store::testing::remove_sqlite_files(&url);
+}

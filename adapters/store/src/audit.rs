@@ -16,12 +16,11 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::model::{BreakKind, ChainBreak, StoredEvent, VerifyReport};
-use crate::read::{event_from_pg, event_from_sqlite, EVENT_COLUMNS};
-use crate::store::{DbPool, Store, SEAL_LOCK_KEY};
+use crate::sql::{event_from_row, EVENT_COLUMNS};
+use crate::store::{Store, SEAL_LOCK_KEY};
 
 /// `prev_hash` of the first sealed event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -95,6 +94,7 @@ pub fn chain_hash(prev_hash: &str, e: &StoredEvent) -> String {
 }
 
 /// One audit_chain row.
+#[derive(sqlx::FromRow)]
 struct Link {
     position: i64,
     event_id: String,
@@ -106,146 +106,76 @@ impl Store {
     /// Extends the audit chain to the current head; returns the sealed position (0: nothing
     /// sealed yet). Concurrent sealers wait for each other; with nothing new it is cheap.
     pub async fn seal(&self) -> Result<i64, StoreError> {
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                // BEGIN IMMEDIATE takes SQLite's write lock now: one sealer at a time, and the
-                // chain tail read below cannot be stale.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let tail: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1",
-                )
-                .fetch_optional(&mut *tx)
-                .await?;
-                let (mut sealed, mut prev) = tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-                );
-                loop {
-                    let rows = sqlx::query(&sql)
-                        .bind(sealed)
-                        .bind(AUDIT_PAGE)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    for row in &rows {
-                        let e = event_from_sqlite(row)?;
-                        let hash = chain_hash(&prev, &e);
-                        sqlx::query(
-                            "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
-                             VALUES (?, ?, ?, ?)",
-                        )
-                        .bind(e.position)
-                        .bind(e.event_id.to_string())
-                        .bind(&prev)
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
-                        sealed = e.position;
-                        prev = hash;
-                    }
-                }
-                tx.commit().await?;
-                Ok(sealed)
-            }
-            DbPool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        let dialect = self.backend();
+        crate::with_pool!(&self.inner.pool, |pool| {
+            // One sealer at a time, so the chain tail read below cannot be stale.
+            let mut tx = pool.begin_with(dialect.begin_serialised()).await?;
+            if let Some(lock) = dialect.advisory_lock() {
+                sqlx::query(lock)
                     .bind(SEAL_LOCK_KEY)
                     .execute(&mut *tx)
                     .await?;
-                let tail: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1",
-                )
-                .fetch_optional(&mut *tx)
-                .await?;
-                let (mut sealed, mut prev) = tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-                );
-                loop {
-                    let rows = sqlx::query(&sql)
-                        .bind(sealed)
-                        .bind(AUDIT_PAGE)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    for row in &rows {
-                        let e = event_from_pg(row)?;
-                        let hash = chain_hash(&prev, &e);
-                        sqlx::query(
-                            "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
-                             VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(e.position)
-                        .bind(e.event_id.to_string())
-                        .bind(&prev)
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
-                        sealed = e.position;
-                        prev = hash;
-                    }
-                }
-                tx.commit().await?;
-                Ok(sealed)
             }
-        }
+            let tail: Option<(i64, String)> = sqlx::query_as(
+                "SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (mut sealed, mut prev) = tail.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            );
+            loop {
+                let rows = sqlx::query(&sql)
+                    .bind(sealed)
+                    .bind(AUDIT_PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                for row in &rows {
+                    let e = event_from_row(row)?;
+                    let hash = chain_hash(&prev, &e);
+                    sqlx::query(
+                        "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(e.position)
+                    .bind(e.event_id.to_string())
+                    .bind(&prev)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    sealed = e.position;
+                    prev = hash;
+                }
+            }
+            tx.commit().await?;
+            Ok(sealed)
+        })
     }
 
     /// Highest sealed position (0: nothing sealed).
     pub async fn sealed_head(&self) -> Result<i64, StoreError> {
-        let sql = "SELECT COALESCE(MAX(position), 0) FROM audit_chain";
-        Ok(match &self.inner.pool {
-            DbPool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-            DbPool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        })
+        Ok(crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     async fn chain_page(&self, after: i64) -> Result<Vec<Link>, StoreError> {
-        let sql = "SELECT position, event_id, prev_hash, hash FROM audit_chain \
-                   WHERE position > ? ORDER BY position LIMIT ?";
-        let map = |position, event_id, prev_hash, hash| Link {
-            position,
-            event_id,
-            prev_hash,
-            hash,
-        };
-        Ok(match &self.inner.pool {
-            DbPool::Sqlite(pool) => sqlx::query(sql)
-                .bind(after)
-                .bind(AUDIT_PAGE)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(map(
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?,
-            DbPool::Postgres(pool) => sqlx::query(&crate::read::numbered_placeholders(sql))
-                .bind(after)
-                .bind(AUDIT_PAGE)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(map(
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?,
-        })
+        Ok(crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_as(
+                "SELECT position, event_id, prev_hash, hash FROM audit_chain \
+                 WHERE position > $1 ORDER BY position LIMIT $2",
+            )
+            .bind(after)
+            .bind(AUDIT_PAGE)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Events in `(after, upto]`, at most `limit`, in position order.
@@ -256,29 +186,20 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? \
-             ORDER BY position LIMIT ?"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 AND position <= $2 \
+             ORDER BY position LIMIT $3"
         );
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => sqlx::query(&sql)
+        crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query(&sql)
                 .bind(after)
                 .bind(upto)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(event_from_sqlite)
-                .collect(),
-            DbPool::Postgres(pool) => sqlx::query(&crate::read::numbered_placeholders(&sql))
-                .bind(after)
-                .bind(upto)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(event_from_pg)
-                .collect(),
-        }
+                .map(event_from_row)
+                .collect()
+        })
     }
 
     /// Recomputes the chain from `events` in position order, a page at a time, and reports the

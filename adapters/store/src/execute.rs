@@ -140,34 +140,21 @@ impl Store {
         before: u64,
         command_id: &str,
     ) -> Result<Option<Appended>, StoreError> {
-        let rows: Vec<(i64, i64)> = match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT position, sequence FROM events \
-                     WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ? \
-                     AND json_extract(metadata, '$.command_id') = ? ORDER BY sequence",
-                )
+        let sql = format!(
+            "SELECT position, sequence FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+             AND {} = $4 ORDER BY sequence",
+            self.backend().json_text("metadata", "command_id")
+        );
+        let rows: Vec<(i64, i64)> = crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_as(&sql)
                 .bind(aggregate_type)
                 .bind(aggregate_id)
                 .bind(before as i64)
                 .bind(command_id)
                 .fetch_all(pool)
                 .await?
-            }
-            DbPool::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT position, sequence FROM events \
-                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
-                     AND metadata->>'command_id' = $4 ORDER BY sequence",
-                )
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(before as i64)
-                .bind(command_id)
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        });
         Ok(rows.last().map(|&(_, last_seq)| Appended {
             positions: {
                 let mut p: Vec<i64> = rows.iter().map(|&(pos, _)| pos).collect();

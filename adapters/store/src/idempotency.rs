@@ -14,57 +14,42 @@ use chrono::Utc;
 
 use crate::error::StoreError;
 use crate::model::IdempotencyState;
-use crate::read::numbered_placeholders;
-use crate::store::{DbPool, Store};
+use crate::store::Store;
 
-type KeyRow = (String, Option<i64>, Option<String>, i64);
+/// An `idempotency_keys` row as `idempotency_begin` reads it.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    request_hash: String,
+    status: Option<i64>,
+    body: Option<String>,
+    started_at_ms: i64,
+}
 
 impl Store {
     async fn idem_exec(&self, sql: &str, binds: &[IdemBind<'_>]) -> Result<u64, StoreError> {
-        Ok(match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = match b {
-                        IdemBind::Text(t) => q.bind(*t),
-                        IdemBind::Int(i) => q.bind(*i),
-                    };
-                }
-                q.execute(pool).await?.rows_affected()
+        Ok(crate::with_pool!(&self.inner.pool, |pool| {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    IdemBind::Text(t) => q.bind(*t),
+                    IdemBind::Int(i) => q.bind(*i),
+                };
             }
-            DbPool::Postgres(pool) => {
-                let sql = numbered_placeholders(sql);
-                let mut q = sqlx::query(&sql);
-                for b in binds {
-                    q = match b {
-                        IdemBind::Text(t) => q.bind(*t),
-                        IdemBind::Int(i) => q.bind(*i),
-                    };
-                }
-                q.execute(pool).await?.rows_affected()
-            }
-        })
+            q.execute(pool).await?.rows_affected()
+        }))
     }
 
     async fn idem_row(&self, key: &str, actor: &str) -> Result<Option<KeyRow>, StoreError> {
-        let sql = "SELECT request_hash, CAST(status AS BIGINT), body, started_at_ms \
-                   FROM idempotency_keys WHERE actor = ? AND key = ?";
-        Ok(match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                sqlx::query_as(sql)
-                    .bind(actor)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            DbPool::Postgres(pool) => {
-                sqlx::query_as(&numbered_placeholders(sql))
-                    .bind(actor)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        })
+        Ok(crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_as(
+                "SELECT request_hash, CAST(status AS BIGINT) AS status, body, started_at_ms \
+                 FROM idempotency_keys WHERE actor = $1 AND key = $2",
+            )
+            .bind(actor)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// Claims `key` for `actor`, or says how it was used before.
@@ -80,7 +65,7 @@ impl Store {
             let inserted = self
                 .idem_exec(
                     "INSERT INTO idempotency_keys (actor, key, request_hash, started_at_ms) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (actor, key) DO NOTHING",
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (actor, key) DO NOTHING",
                     &[
                         IdemBind::Text(actor),
                         IdemBind::Text(key),
@@ -92,7 +77,13 @@ impl Store {
             if inserted == 1 {
                 return Ok(IdempotencyState::New);
             }
-            let Some((hash, status, body, started)) = self.idem_row(key, actor).await? else {
+            let Some(KeyRow {
+                request_hash: hash,
+                status,
+                body,
+                started_at_ms: started,
+            }) = self.idem_row(key, actor).await?
+            else {
                 continue;
             };
             if hash != request_hash {
@@ -110,8 +101,8 @@ impl Store {
                 // Take over an abandoned claim, unless another request just did.
                 let taken = self
                     .idem_exec(
-                        "UPDATE idempotency_keys SET started_at_ms = ? WHERE actor = ? \
-                         AND key = ? AND status IS NULL AND started_at_ms = ?",
+                        "UPDATE idempotency_keys SET started_at_ms = $1 WHERE actor = $2 \
+                         AND key = $3 AND status IS NULL AND started_at_ms = $4",
                         &[
                             IdemBind::Int(now),
                             IdemBind::Text(actor),
@@ -139,8 +130,8 @@ impl Store {
         body: &str,
     ) -> Result<(), StoreError> {
         self.idem_exec(
-            "UPDATE idempotency_keys SET status = ?, body = ?, completed_at_ms = ? \
-             WHERE actor = ? AND key = ?",
+            "UPDATE idempotency_keys SET status = $1, body = $2, completed_at_ms = $3 \
+             WHERE actor = $4 AND key = $5",
             &[
                 IdemBind::Int(i64::from(status)),
                 IdemBind::Text(body),
@@ -156,7 +147,7 @@ impl Store {
     /// Releases a key whose request failed (nothing was appended): the key may be used again.
     pub async fn idempotency_abort(&self, key: &str, actor: &str) -> Result<(), StoreError> {
         self.idem_exec(
-            "DELETE FROM idempotency_keys WHERE actor = ? AND key = ? AND status IS NULL",
+            "DELETE FROM idempotency_keys WHERE actor = $1 AND key = $2 AND status IS NULL",
             &[IdemBind::Text(actor), IdemBind::Text(key)],
         )
         .await?;

@@ -11,19 +11,16 @@ use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::model::{LogQuery, StoredEvent};
-use crate::store::{DbPool, Store};
+use crate::sql::{event_from_row, EVENT_COLUMNS};
+use crate::store::Store;
 
 /// Largest page any reader returns.
 pub const MAX_PAGE: usize = 10_000;
 /// Page size of a `LogQuery` whose `limit` is 0.
 pub const DEFAULT_PAGE: usize = 100;
-
-pub const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata, recorded_at";
 
 /// The aggregate types whose streams make up one OpenVLE event's history.
 const HISTORY_TYPES: [&str; 2] = [
@@ -31,58 +28,15 @@ const HISTORY_TYPES: [&str; 2] = [
     <domain::moodle_sync::MoodleSync as Aggregate>::TYPE,
 ];
 
-fn decode_err(position: i64, what: &str, e: sqlx::Error) -> StoreError {
-    StoreError::Decode {
-        position,
-        message: format!("column {what}: {e}"),
-    }
+/// [`event_from_row`] for a SQLite row (kept for crates that name the backend).
+pub fn event_from_sqlite(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    event_from_row(row)
 }
 
-/// One `events` row, selected with [`EVENT_COLUMNS`], as a [`StoredEvent`]. The two backends'
-/// row types share no decoding trait for these columns, so one macro writes both functions.
-macro_rules! event_from_row {
-    ($name:ident, $row:ty) => {
-        /// Decodes one row selected with [`EVENT_COLUMNS`] (for crates with their own queries).
-        pub fn $name(row: &$row) -> Result<StoredEvent, StoreError> {
-            let position: i64 = row
-                .try_get("position")
-                .map_err(|e| decode_err(-1, "position", e))?;
-            let get = |what: &str, e: sqlx::Error| decode_err(position, what, e);
-            let aggregate_type: String = row
-                .try_get("aggregate_type")
-                .map_err(|e| get("aggregate_type", e))?;
-            let aggregate_id: String = row
-                .try_get("aggregate_id")
-                .map_err(|e| get("aggregate_id", e))?;
-            let sequence: i64 = row.try_get("sequence").map_err(|e| get("sequence", e))?;
-            Ok(StoredEvent {
-                position,
-                event_id: domain::event_id_of(
-                    &aggregate_type,
-                    &aggregate_id,
-                    sequence.max(0) as u64,
-                ),
-                event_type: row
-                    .try_get("event_type")
-                    .map_err(|e| get("event_type", e))?,
-                event_version: row
-                    .try_get("event_version")
-                    .map_err(|e| get("event_version", e))?,
-                payload: row.try_get("payload").map_err(|e| get("payload", e))?,
-                metadata: row.try_get("metadata").map_err(|e| get("metadata", e))?,
-                recorded_at: row
-                    .try_get("recorded_at")
-                    .map_err(|e| get("recorded_at", e))?,
-                aggregate_type,
-                aggregate_id,
-                sequence,
-            })
-        }
-    };
+/// [`event_from_row`] for a PostgreSQL row (kept for crates that name the backend).
+pub fn event_from_pg(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    event_from_row(row)
 }
-
-event_from_row!(event_from_sqlite, SqliteRow);
-event_from_row!(event_from_pg, PgRow);
 
 /// A bound parameter of a dynamically built query.
 enum Param {
@@ -109,41 +63,52 @@ fn sqlite_time(t: &DateTime<Utc>, round_up: bool) -> String {
         .to_string()
 }
 
-impl Store {
-    /// Runs a SELECT of event rows with bound parameters (placeholders written as `?`, rewritten
-    /// to `$n` for PostgreSQL).
-    async fn select_events(
-        &self,
-        sql: &str,
-        params: Vec<Param>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                for p in params {
-                    q = match p {
-                        Param::Int(v) => q.bind(v),
-                        Param::Text(v) => q.bind(v),
-                        Param::Time(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(pool).await?;
-                rows.iter().map(event_from_sqlite).collect()
-            }
-            DbPool::Postgres(pool) => {
-                let sql = numbered_placeholders(sql);
-                let mut q = sqlx::query(&sql);
-                for p in params {
-                    q = match p {
-                        Param::Int(v) => q.bind(v),
-                        Param::Text(v) => q.bind(v),
-                        Param::Time(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(pool).await?;
-                rows.iter().map(event_from_pg).collect()
-            }
+/// A SELECT of event rows built clause by clause: each bound parameter gets the next `$n`.
+struct Select {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl Select {
+    fn new(head: &str) -> Select {
+        Select {
+            sql: head.to_string(),
+            params: Vec::new(),
         }
+    }
+
+    /// Appends `clause` followed by the placeholder of `param` (e.g. `" AND aggregate_id ="`).
+    fn bind(mut self, clause: &str, param: Param) -> Select {
+        self.params.push(param);
+        self.sql.push_str(clause);
+        self.sql.push_str(&format!(" ${}", self.params.len()));
+        self
+    }
+
+    fn push(mut self, text: &str) -> Select {
+        self.sql.push_str(text);
+        self
+    }
+}
+
+impl Store {
+    /// Runs a SELECT of event rows built by [`Select`].
+    async fn select_events(&self, select: Select) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::with_pool!(&self.inner.pool, |pool| {
+            let mut q = sqlx::query(&select.sql);
+            for p in select.params {
+                q = match p {
+                    Param::Int(v) => q.bind(v),
+                    Param::Text(v) => q.bind(v),
+                    Param::Time(v) => q.bind(v),
+                };
+            }
+            q.fetch_all(pool)
+                .await?
+                .iter()
+                .map(event_from_row)
+                .collect()
+        })
     }
 
     /// Folds an aggregate from its stream (event-store mode, exactly as cqrs-es does).
@@ -153,36 +118,22 @@ impl Store {
         aggregate_id: &str,
     ) -> Result<Option<(A, u64)>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? \
+            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
              ORDER BY sequence"
         );
         let mut aggregate = A::default();
         let mut last: Option<u64> = None;
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                let mut rows = sqlx::query(&sql)
-                    .bind(A::TYPE)
-                    .bind(aggregate_id)
-                    .fetch(pool);
-                while let Some(row) = rows.try_next().await? {
-                    let event = event_from_sqlite(&row)?;
-                    aggregate.apply(event.decode::<A>()?);
-                    last = Some(event.sequence.max(0) as u64);
-                }
+        crate::with_pool!(&self.inner.pool, |pool| {
+            let mut rows = sqlx::query(&sql)
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                let event = event_from_row(&row)?;
+                aggregate.apply(event.decode::<A>()?);
+                last = Some(event.sequence.max(0) as u64);
             }
-            DbPool::Postgres(pool) => {
-                let sql = numbered_placeholders(&sql);
-                let mut rows = sqlx::query(&sql)
-                    .bind(A::TYPE)
-                    .bind(aggregate_id)
-                    .fetch(pool);
-                while let Some(row) = rows.try_next().await? {
-                    let event = event_from_pg(&row)?;
-                    aggregate.apply(event.decode::<A>()?);
-                    last = Some(event.sequence.max(0) as u64);
-                }
-            }
-        }
+        });
         Ok(last.map(|seq| (aggregate, seq)))
     }
 
@@ -192,24 +143,16 @@ impl Store {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<u64, StoreError> {
-        let sql = "SELECT COALESCE(MAX(sequence), 0) FROM events \
-                   WHERE aggregate_type = ? AND aggregate_id = ?";
-        let seq: i64 = match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                sqlx::query_scalar(sql)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .fetch_one(pool)
-                    .await?
-            }
-            DbPool::Postgres(pool) => {
-                sqlx::query_scalar(&numbered_placeholders(sql))
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
+        let seq: i64 = crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_scalar(
+                "SELECT COALESCE(MAX(sequence), 0) FROM events \
+                 WHERE aggregate_type = $1 AND aggregate_id = $2",
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_one(pool)
+            .await?
+        });
         Ok(seq.max(0) as u64)
     }
 
@@ -219,36 +162,25 @@ impl Store {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? \
-             ORDER BY sequence"
-        );
-        self.select_events(
-            &sql,
-            vec![
-                Param::Text(aggregate_type.into()),
-                Param::Text(aggregate_id.into()),
-            ],
-        )
-        .await
+        let select = Select::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE"))
+            .bind(" aggregate_type =", Param::Text(aggregate_type.into()))
+            .bind(" AND aggregate_id =", Param::Text(aggregate_id.into()))
+            .push(" ORDER BY sequence");
+        self.select_events(select).await
     }
 
     /// Both streams of one OpenVLE event (`event` and `moodle_sync`, same id), interleaved in
     /// position order: what the domain asked and what the saga did, as it happened.
     pub async fn read_event_history(&self, event_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = ? \
-             AND aggregate_type IN (?, ?) ORDER BY position"
-        );
-        self.select_events(
-            &sql,
-            vec![
-                Param::Text(event_id.into()),
+        let select = Select::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE"))
+            .bind(" aggregate_id =", Param::Text(event_id.into()))
+            .bind(
+                " AND aggregate_type IN (",
                 Param::Text(HISTORY_TYPES[0].into()),
-                Param::Text(HISTORY_TYPES[1].into()),
-            ],
-        )
-        .await
+            )
+            .bind(",", Param::Text(HISTORY_TYPES[1].into()))
+            .push(") ORDER BY position");
+        self.select_events(select).await
     }
 
     /// The global log after position `after`, in position order, at most `limit` rows (clamped
@@ -263,11 +195,10 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        );
-        self.select_events(&sql, vec![Param::Int(after), Param::Int(limit as i64)])
-            .await
+        let select = Select::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE"))
+            .bind(" position >", Param::Int(after))
+            .bind(" ORDER BY position LIMIT", Param::Int(limit as i64));
+        self.select_events(select).await
     }
 
     /// A filtered page of the global log (audit API). Continue with `after` = the last
@@ -278,49 +209,41 @@ impl Store {
             n => n.min(MAX_PAGE),
         };
         let sqlite = self.backend() == crate::Backend::Sqlite;
-        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?");
-        let mut params = vec![Param::Int(q.after)];
+        let time = |t: &DateTime<Utc>, round_up: bool| {
+            if sqlite {
+                Param::Text(sqlite_time(t, round_up))
+            } else {
+                Param::Time(*t)
+            }
+        };
+        let mut select = Select::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE"))
+            .bind(" position >", Param::Int(q.after));
         if let Some(stream) = &q.stream {
-            sql.push_str(" AND aggregate_id = ?");
-            params.push(Param::Text(stream.clone()));
+            select = select.bind(" AND aggregate_id =", Param::Text(stream.clone()));
         }
         if let Some(t) = &q.aggregate_type {
-            sql.push_str(" AND aggregate_type = ?");
-            params.push(Param::Text(t.clone()));
+            select = select.bind(" AND aggregate_type =", Param::Text(t.clone()));
         }
         if let Some(t) = &q.event_type {
-            sql.push_str(" AND event_type = ?");
-            params.push(Param::Text(t.clone()));
+            select = select.bind(" AND event_type =", Param::Text(t.clone()));
         }
         if let Some(from) = &q.from {
-            sql.push_str(" AND recorded_at >= ?");
-            params.push(if sqlite {
-                Param::Text(sqlite_time(from, true))
-            } else {
-                Param::Time(*from)
-            });
+            select = select.bind(" AND recorded_at >=", time(from, true));
         }
         if let Some(to) = &q.to {
-            sql.push_str(" AND recorded_at <= ?");
-            params.push(if sqlite {
-                Param::Text(sqlite_time(to, false))
-            } else {
-                Param::Time(*to)
-            });
+            select = select.bind(" AND recorded_at <=", time(to, false));
         }
-        sql.push_str(" ORDER BY position LIMIT ?");
-        params.push(Param::Int(limit as i64));
-        self.select_events(&sql, params).await
+        let select = select.bind(" ORDER BY position LIMIT", Param::Int(limit as i64));
+        self.select_events(select).await
     }
 
     /// Highest committed position, 0 when the log is empty.
     pub async fn head(&self) -> Result<i64, StoreError> {
-        let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
-        let head: i64 = match &self.inner.pool {
-            DbPool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-            DbPool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        };
-        Ok(head)
+        Ok(crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     /// A pager over the global log, for replays and exports: each `next_page` returns the next
@@ -359,33 +282,9 @@ impl LogPager {
     }
 }
 
-/// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …` (our SQL has no `?` in literals).
-pub(crate) fn numbered_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders() {
-        assert_eq!(
-            numbered_placeholders("a = ? AND b IN (?, ?)"),
-            "a = $1 AND b IN ($2, $3)"
-        );
-    }
 
     #[test]
     fn sqlite_time_rounding() {

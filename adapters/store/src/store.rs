@@ -226,10 +226,7 @@ impl Store {
     }
 
     pub fn backend(&self) -> Backend {
-        match self.inner.pool {
-            DbPool::Sqlite(_) => Backend::Sqlite,
-            DbPool::Postgres(_) => Backend::Postgres,
-        }
+        self.inner.pool.backend()
     }
 
     pub fn pool(&self) -> &DbPool {
@@ -242,23 +239,15 @@ impl Store {
 
     /// Cheap liveness check of the database (readiness probe).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-            DbPool::Postgres(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        }
+        crate::with_pool!(&self.inner.pool, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
-        match &self.inner.pool {
-            DbPool::Sqlite(pool) => pool.close().await,
-            DbPool::Postgres(pool) => pool.close().await,
-        }
+        crate::with_pool!(&self.inner.pool, |pool| pool.close().await)
     }
 }
 

@@ -28,6 +28,8 @@ both_backends!(
     migrate_is_idempotent,
     pager_walks_everything,
     audit_pages_through_a_long_log,
+    numbered_placeholders_bind_out_of_order_and_repeated,
+    dialect_locks_and_reads_json,
 );
 
 async fn append_load_and_read_in_commit_order(s: &Store) {
@@ -682,4 +684,73 @@ async fn audit_pages_through_a_long_log(s: &Store) {
     let brk = report.first_break.unwrap();
     assert_eq!((brk.position, brk.kind), (2100, store::BreakKind::Edited));
     assert_eq!(report.checked, 2099);
+}
+
+/// The one convention: `$n` placeholders, read by number (not by order) on both backends.
+async fn numbered_placeholders_bind_out_of_order_and_repeated(s: &Store) {
+    let row: (i64, String, i64) = store::with_pool!(s.pool(), |p| {
+        sqlx::query_as("SELECT $2 + $2, $1, CAST($3 AS BIGINT) * 0 + $2")
+            .bind("first")
+            .bind(20_i64)
+            .bind(7_i64)
+            .fetch_one(p)
+            .await
+            .expect("numbered placeholders")
+    });
+    assert_eq!(row, (40, "first".to_string(), 20));
+}
+
+/// The dialect's differences run: a serialised transaction with its lock, a locking SELECT,
+/// `SKIP LOCKED`, and a JSON field read.
+async fn dialect_locks_and_reads_json(s: &Store) {
+    let a = put_env(s, "env-dialect", "Dialect").await;
+    let dialect = s.backend();
+    let command_id: String = store::with_pool!(s.pool(), |p| {
+        let mut tx = p
+            .begin_with(dialect.begin_serialised())
+            .await
+            .expect("begin serialised");
+        if let Some(lock) = dialect.advisory_lock() {
+            sqlx::query(lock)
+                .bind(8_675_309_999_i64)
+                .execute(&mut *tx)
+                .await
+                .expect("advisory lock");
+        }
+        let locked: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT position FROM events WHERE position = $1{}",
+            dialect.for_update()
+        ))
+        .bind(a.positions[0])
+        .fetch_all(&mut *tx)
+        .await
+        .expect("for update");
+        assert_eq!(locked, vec![a.positions[0]]);
+        let skipped: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT position FROM events WHERE position = $1{}",
+            dialect.for_update_skip_locked()
+        ))
+        .bind(a.positions[0])
+        .fetch_all(&mut *tx)
+        .await
+        .expect("skip locked");
+        // Our own lock does not hide the row from us.
+        assert_eq!(skipped, vec![a.positions[0]]);
+        let id = sqlx::query_scalar(&format!(
+            "SELECT {} FROM events WHERE position = $1",
+            dialect.json_text("metadata", "command_id")
+        ))
+        .bind(a.positions[0])
+        .fetch_one(&mut *tx)
+        .await
+        .expect("json text");
+        tx.commit().await.expect("commit");
+        id
+    });
+    let events = s.read_all(0, 10).await.expect("read");
+    assert_eq!(
+        events[0].metadata["command_id"].as_str(),
+        Some(command_id.as_str())
+    );
+    assert!(!command_id.is_empty());
 }
