@@ -2,27 +2,16 @@
 //! the schema check, and reading event rows the store does not offer a reader for (history
 //! before a position).
 //!
-//! Statements are written once with `$n` placeholders (sqlx's SQLite driver accepts them too)
-//! and run on whichever pool the store holds; dialect differences are spelled out where they
-//! occur. The schema comes from the store's migrations only: the shadow table is made from the
+//! The store's SQL convention (`store::sql`): each statement once with `$n` placeholders, run
+//! with `store::with_pool!`, the backend's dialect for what truly differs (`BEGIN IMMEDIATE`,
+//! `FOR UPDATE`). The schema comes from the store's migrations only: the shadow table is made from the
 //! live table's own definition, so the two cannot drift.
 
 use chrono::Utc;
 use projections::view::ViewSettings;
-use store::{DbPool, Store, StoreError, StoredEvent};
+use store::{with_pool, Backend, DbPool, Store, StoreError, StoredEvent, EVENT_COLUMNS};
 
 use crate::error::ViewsError;
-
-/// Runs `$body` with `$p` bound to the SQLite or the PostgreSQL pool.
-macro_rules! with_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            DbPool::Sqlite($p) => $body,
-            DbPool::Postgres($p) => $body,
-        }
-    };
-}
-pub(crate) use with_pool;
 
 /// The checkpoint row of the live views.
 pub const CHECKPOINT: &str = "views";
@@ -44,27 +33,6 @@ pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-const EVENT_COLUMNS: &str = "e.position, e.aggregate_type, e.aggregate_id, e.sequence, \
-     e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at";
-
-/// One `events` row (selected with [`EVENT_COLUMNS`]) decoded by the store's own decoder, so a
-/// story or a fold sees exactly what the store's readers return.
-trait EventRow {
-    fn stored_event(&self) -> Result<StoredEvent, store::StoreError>;
-}
-
-impl EventRow for sqlx::sqlite::SqliteRow {
-    fn stored_event(&self) -> Result<StoredEvent, store::StoreError> {
-        store::event_from_sqlite(self)
-    }
-}
-
-impl EventRow for sqlx::postgres::PgRow {
-    fn stored_event(&self) -> Result<StoredEvent, store::StoreError> {
-        store::event_from_pg(self)
-    }
-}
-
 /// Both streams of one OpenVLE event strictly before `before`, in position order (how a fold
 /// evicted from the cache, or never cached, is rebuilt up to the event being applied).
 pub(crate) async fn history_before(
@@ -73,9 +41,9 @@ pub(crate) async fn history_before(
     before: i64,
 ) -> Result<Vec<StoredEvent>, ViewsError> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.aggregate_id = $1 \
-         AND e.aggregate_type IN ('event', 'moodle_sync') AND e.position < $2 \
-         ORDER BY e.position"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 \
+         AND aggregate_type IN ('event', 'moodle_sync') AND position < $2 \
+         ORDER BY position"
     );
     with_pool!(store.pool(), |p| {
         let rows = sqlx::query(&sql)
@@ -85,7 +53,7 @@ pub(crate) async fn history_before(
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(row.stored_event()?);
+            out.push(store::event_from_row(row)?);
         }
         Ok(out)
     })
@@ -192,46 +160,31 @@ pub(crate) async fn swap_in_shadow(
     settings: &ViewSettings,
 ) -> Result<(), ViewsError> {
     let settings = serde_json::to_string(settings)?;
+    let backend = store.backend();
+    let lock_checkpoint = format!(
+        "SELECT position FROM views_checkpoint WHERE name = $1{}",
+        backend.for_update()
+    );
     let drop_live = format!("DROP TABLE IF EXISTS {LIVE}");
     let rename = format!("ALTER TABLE {SHADOW} RENAME TO {LIVE}");
-    macro_rules! swap {
-        ($tx:expr) => {{
-            sqlx::query(&drop_live).execute(&mut *$tx).await?;
-            sqlx::query(&rename).execute(&mut *$tx).await?;
-        }};
-    }
-    macro_rules! checkpoint {
-        ($tx:expr) => {{
-            sqlx::query(UPSERT_CHECKPOINT)
-                .bind(CHECKPOINT)
-                .bind(end)
-                .bind(&settings)
-                .bind(now_ms())
-                .execute(&mut *$tx)
-                .await?;
-        }};
-    }
-    match store.pool() {
-        DbPool::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            swap!(tx);
-            checkpoint!(tx);
-            tx.commit().await?;
-        }
-        DbPool::Postgres(p) => {
-            let mut tx = p.begin().await?;
+    with_pool!(store.pool(), |p| {
+        let mut tx = p.begin_with(backend.begin_serialised()).await?;
+        if backend == Backend::Postgres {
             // Do not queue behind a long reader for ever: fail and let the operator retry.
             sqlx::query("SET LOCAL lock_timeout = '30s'")
                 .execute(&mut *tx)
                 .await?;
-            // Serialise with the live projector before touching its table.
-            sqlx::query("SELECT position FROM views_checkpoint WHERE name = $1 FOR UPDATE")
-                .bind(CHECKPOINT)
-                .fetch_optional(&mut *tx)
-                .await?;
-            swap!(tx);
+        }
+        // Serialise with the live projector before touching its table.
+        sqlx::query(&lock_checkpoint)
+            .bind(CHECKPOINT)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(&drop_live).execute(&mut *tx).await?;
+        sqlx::query(&rename).execute(&mut *tx).await?;
+        if backend == Backend::Postgres {
             // Keep the primary key's conventional name so the next replay's shadow gets its
-            // own without a numeric suffix.
+            // own without a numeric suffix (SQLite names no constraint).
             let pkey: Option<String> = sqlx::query_scalar(
                 "SELECT conname::text FROM pg_constraint \
                  WHERE conrelid = to_regclass($1) AND contype = 'p'",
@@ -239,20 +192,24 @@ pub(crate) async fn swap_in_shadow(
             .bind(LIVE)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(pkey) = pkey {
-                let wanted = format!("{LIVE}_pkey");
-                if pkey != wanted {
-                    sqlx::query(&format!(
-                        "ALTER TABLE {LIVE} RENAME CONSTRAINT \"{pkey}\" TO {wanted}"
-                    ))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            let wanted = format!("{LIVE}_pkey");
+            if let Some(pkey) = pkey.filter(|k| *k != wanted) {
+                sqlx::query(&format!(
+                    "ALTER TABLE {LIVE} RENAME CONSTRAINT \"{pkey}\" TO {wanted}"
+                ))
+                .execute(&mut *tx)
+                .await?;
             }
-            checkpoint!(tx);
-            tx.commit().await?;
         }
-    }
+        sqlx::query(UPSERT_CHECKPOINT)
+            .bind(CHECKPOINT)
+            .bind(end)
+            .bind(&settings)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! The replay lock: a row of `views_checkpoint` naming the running replay, with a heartbeat, so
 //! that one replay runs at a time and a dead one's lock expires by itself.
 
-use crate::db::{now_ms, with_pool};
+use crate::db::now_ms;
 use crate::error::ViewsError;
-use store::{DbPool, Store};
+use store::{with_pool, Store};
 
 /// The row of `views_checkpoint` that locks a running replay.
 const REPLAY_LOCK: &str = "replay";

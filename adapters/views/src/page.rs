@@ -8,7 +8,7 @@
 
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
-use store::{DbPool, Store};
+use store::{with_pool, Store};
 
 use crate::db::{self, CHECKPOINT, LIVE};
 use crate::error::ViewsError;
@@ -55,18 +55,12 @@ pub(crate) async fn write_page(
     if out.views.is_empty() {
         return Ok(());
     }
-    match store.pool() {
-        DbPool::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            write_rows!(tx, table, out);
-            tx.commit().await?;
-        }
-        DbPool::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            write_rows!(tx, table, out);
-            tx.commit().await?;
-        }
-    }
+    let begin = store.backend().begin_serialised();
+    with_pool!(store.pool(), |p| {
+        let mut tx = p.begin_with(begin).await?;
+        write_rows!(tx, table, out);
+        tx.commit().await?;
+    });
     Ok(())
 }
 
@@ -79,37 +73,30 @@ pub(crate) async fn commit_page(
     settings: &str,
     out: &PageOutput,
 ) -> Result<bool, ViewsError> {
-    let select = "SELECT position FROM views_checkpoint WHERE name = $1";
-    macro_rules! body {
-        ($tx:expr, $select:expr) => {{
-            let current: Option<i64> = sqlx::query_scalar($select)
-                .bind(CHECKPOINT)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            if current.unwrap_or(0) != from {
-                $tx.rollback().await?;
-                return Ok(false);
-            }
-            write_rows!($tx, LIVE, out);
-            sqlx::query(db::UPSERT_CHECKPOINT)
-                .bind(CHECKPOINT)
-                .bind(to)
-                .bind(settings)
-                .bind(db::now_ms())
-                .execute(&mut *$tx)
-                .await?;
-            $tx.commit().await?;
-        }};
-    }
-    match store.pool() {
-        DbPool::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            body!(tx, select);
+    let backend = store.backend();
+    let select = format!(
+        "SELECT position FROM views_checkpoint WHERE name = $1{}",
+        backend.for_update()
+    );
+    with_pool!(store.pool(), |p| {
+        let mut tx = p.begin_with(backend.begin_serialised()).await?;
+        let current: Option<i64> = sqlx::query_scalar(&select)
+            .bind(CHECKPOINT)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current.unwrap_or(0) != from {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        DbPool::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            body!(tx, &format!("{select} FOR UPDATE"));
-        }
-    }
+        write_rows!(tx, LIVE, out);
+        sqlx::query(db::UPSERT_CHECKPOINT)
+            .bind(CHECKPOINT)
+            .bind(to)
+            .bind(settings)
+            .bind(db::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
     Ok(true)
 }

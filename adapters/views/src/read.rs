@@ -5,9 +5,9 @@
 use projections::view::{EnrolmentViewState, EventFold, EventView};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use store::{DbPool, LogQuery, Store, StoreError, StoredEvent, MAX_PAGE};
+use store::{with_pool, LogQuery, Store, StoreError, StoredEvent, MAX_PAGE};
 
-use crate::db::{self, with_pool, CHECKPOINT};
+use crate::db::{self, CHECKPOINT};
 use crate::error::ViewsError;
 use crate::fold::{apply, is_history_stream};
 use crate::story::StoryFilter;
@@ -249,26 +249,16 @@ pub async fn snapshot(store: &Store) -> Result<ViewsSnapshot, ViewsError> {
 pub async fn clear(store: &Store) -> Result<(), ViewsError> {
     let delete = "DELETE FROM event_views";
     let reset = "UPDATE views_checkpoint SET position = 0, settings = NULL WHERE name = $1";
-    macro_rules! body {
-        ($tx:expr) => {{
-            sqlx::query(delete).execute(&mut *$tx).await?;
-            sqlx::query(reset)
-                .bind(CHECKPOINT)
-                .execute(&mut *$tx)
-                .await?;
-            $tx.commit().await?;
-        }};
-    }
-    match store.pool() {
-        DbPool::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            body!(tx);
-        }
-        DbPool::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            body!(tx);
-        }
-    }
+    let begin = store.backend().begin_serialised();
+    with_pool!(store.pool(), |p| {
+        let mut tx = p.begin_with(begin).await?;
+        sqlx::query(delete).execute(&mut *tx).await?;
+        sqlx::query(reset)
+            .bind(CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
     Ok(())
 }
 
