@@ -336,6 +336,59 @@ async fn concurrent_adds_lose_nothing(backend: Backend) {
     assert_eq!(sequences, (1..=(n as i64 + 1)).collect::<Vec<_>>());
 }
 
+/// With the projector caught up, the API answers from the read model (the stored fold plus the
+/// events after it): the same answers as folding the log, and a 202 shows its own command.
+async fn answers_from_the_read_model_and_its_tail(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
+        return;
+    };
+    app.environment("env", Some(42)).await;
+    let id = app.deploy("env", 3).await;
+    let path = format!("/api/v1/events/{id}");
+    let (status, folded) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    let settings = app.state.config().view_settings();
+    views::catch_up(app.store(), &settings)
+        .await
+        .expect("catch up");
+    let (status, projected) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(projected, folded);
+
+    // Read-your-writes: the command lands after the views' checkpoint, its 202 shows it.
+    let (status, answer) = app
+        .post(
+            &format!("{path}/participants"),
+            &participant("late", "student"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let ids: Vec<&str> = answer["event"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.last(), Some(&"late"));
+    let (_, got) = app.get(&path).await;
+    assert_eq!(got, answer["event"]);
+
+    // The answer starts from the stored fold: a mark put into it shows, the tail on top.
+    let mark = format!(
+        "UPDATE event_views SET fold = replace(fold, '\"name\":\"Lab run\"', \
+         '\"name\":\"from the read model\"') WHERE event_id = '{id}'"
+    );
+    match app.store().pool() {
+        store::DbPool::Sqlite(p) => sqlx::query(&mark).execute(p).await.map(|_| ()),
+        store::DbPool::Postgres(p) => sqlx::query(&mark).execute(p).await.map(|_| ()),
+    }
+    .expect("mark the stored fold");
+    let (_, marked) = app.get(&path).await;
+    assert_eq!(marked["name"], "from the read model");
+    assert_eq!(marked["participants"], got["participants"]);
+}
+
 both_backends!(
     environments,
     event_lifecycle,
@@ -343,4 +396,5 @@ both_backends!(
     history_interleaves_both_streams,
     ten_thousand_participants,
     concurrent_adds_lose_nothing,
+    answers_from_the_read_model_and_its_tail,
 );

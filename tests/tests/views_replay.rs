@@ -645,10 +645,135 @@ async fn two_projectors_stay_exactly_once(backend: Backend) {
     store.close().await;
 }
 
+/// The view of `id` folded from the whole log with `settings` (what the API did before the
+/// read model answered).
+async fn folded_view_with(store: &Store, id: &str, settings: &SagaSettings) -> Option<EventView> {
+    let mut fold = EventFold::new();
+    for e in store.read_event_history(id).await.expect("history") {
+        match e.aggregate_type.as_str() {
+            "event" => fold.apply_event(e.decode::<VleEvent>().expect("decode")),
+            "moodle_sync" => {
+                fold.apply_sync(e.decode::<MoodleSync>().expect("decode"), e.recorded_at)
+            }
+            _ => {}
+        }
+    }
+    fold.view(settings)
+}
+
+/// The current view from the read model: stored fold plus tail, rendered with `settings`.
+async fn current_view(store: &Store, id: &str, settings: &SagaSettings) -> Option<EventView> {
+    views::current_fold(store, id)
+        .await
+        .expect("current fold")
+        .view(settings)
+}
+
+/// Runs one statement on the store's pool (tampering with the read model).
+async fn exec(store: &Store, sql: &str) {
+    match store.pool() {
+        store::DbPool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        store::DbPool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+    }
+    .expect("statement");
+}
+
+async fn current_fold_is_the_stored_fold_plus_the_tail(backend: Backend) {
+    let Some(db) = open(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let ids = ["ev-a", "ev-b", "ev-c", "ev-ghost", "never-seen"];
+    let all_settings = [
+        settings(),
+        SagaSettings::disabled(),
+        SagaSettings {
+            delete_course_on_event_delete: true,
+            student_role_id: 7,
+            ..settings()
+        },
+    ];
+    write_history(store, || async {}).await;
+    // No row yet (projector not started): the whole log is folded.
+    for id in ids {
+        assert_eq!(
+            current_view(store, id, &settings()).await,
+            folded_view_with(store, id, &settings()).await,
+            "{id}"
+        );
+    }
+    views::catch_up(store, &settings()).await.expect("catch up");
+    let snapshot = views::read::snapshot(store).await.expect("snapshot");
+    assert_eq!(snapshot.folds.len(), 3);
+    assert!(snapshot.folds.iter().all(|(_, f)| f.is_some()));
+    // Caught up: the stored fold rendered with any settings is the fold of the log.
+    for id in ids {
+        for s in &all_settings {
+            assert_eq!(
+                current_view(store, id, s).await,
+                folded_view_with(store, id, s).await,
+                "{id} {s:?}"
+            );
+        }
+    }
+    // Events after the checkpoint (the tail) are applied.
+    event(
+        store,
+        "ev-a",
+        EventCommand::AddParticipant {
+            participant: person("late", "student"),
+        },
+    )
+    .await;
+    record(store, "ev-a", vec![enrolled("late", 44, 5)]).await;
+    let now = current_view(store, "ev-a", &settings())
+        .await
+        .expect("ev-a view");
+    assert_eq!(
+        Some(&now),
+        folded_view_with(store, "ev-a", &settings()).await.as_ref()
+    );
+    assert!(now.participants.iter().any(|p| p.id == "late"));
+    assert_ne!(
+        views::read::event_view(store, "ev-a")
+            .await
+            .expect("stored"),
+        Some(now.clone()),
+        "the stored view lags: the tail was needed"
+    );
+
+    // The answer starts from the stored fold: a mark put into it shows, with the tail on top.
+    exec(
+        store,
+        "UPDATE event_views SET fold = replace(fold, '\"name\":\"Event ev-a\"', \
+         '\"name\":\"from the read model\"') WHERE event_id = 'ev-a'",
+    )
+    .await;
+    let marked = current_view(store, "ev-a", &settings())
+        .await
+        .expect("ev-a view");
+    assert_eq!(marked.name, "from the read model");
+    assert!(marked.participants.iter().any(|p| p.id == "late"));
+    // A fold this binary cannot read, or none (a row from before folds were stored): the log.
+    for tamper in [
+        "UPDATE event_views SET fold = '{\"not\": \"a fold\"}' WHERE event_id = 'ev-a'",
+        "UPDATE event_views SET fold = NULL WHERE event_id = 'ev-a'",
+    ] {
+        exec(store, tamper).await;
+        assert_eq!(
+            current_view(store, "ev-a", &settings()).await,
+            Some(now.clone()),
+            "{tamper}"
+        );
+    }
+    store.close().await;
+}
+
 both_backends!(
     two_projectors_stay_exactly_once,
     live_views_equal_replayed_views,
     changed_settings_rebuild_the_views,
     replay_while_serving,
     story_interleaves_both_streams,
+    current_fold_is_the_stored_fold_plus_the_tail,
 );

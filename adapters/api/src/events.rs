@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use domain::environment::Environment;
-use domain::event::{EventCommand, EventEvent, VleEvent};
-use domain::moodle_sync::{MoodleSync, MoodleSyncCommand, MoodleSyncEvent};
+use domain::event::{EventCommand, VleEvent};
+use domain::moodle_sync::{MoodleSync, MoodleSyncCommand};
 use domain::participant::ParticipantInput;
-use projections::view::{EventFold, EventView};
+use projections::view::EventView;
 
 use crate::body;
 use crate::commands::{self, CommandCtx};
@@ -30,35 +30,27 @@ struct DeployBody {
     participants: Vec<ParticipantInput>,
 }
 
-/// Folds both streams of an OpenVLE event into its view (None: never deployed).
+/// The view of an OpenVLE event as of now (None: never deployed): the read model's stored fold
+/// plus the event's events after it, rendered with this server's settings. As fresh as the log
+/// (a 202 shows its own command) without folding the whole history on every request; without
+/// a stored fold (projector not started) the whole history is folded, as before.
 pub(crate) async fn load_view(state: &AppState, id: &str) -> Result<Option<EventView>, ApiError> {
-    let history = state.store().read_event_history(id).await?;
-    let mut fold = EventFold::new();
-    for stored in history {
-        match stored.aggregate_type.as_str() {
-            "event" => {
-                let event: EventEvent = serde_json::from_value(stored.payload).map_err(|e| {
-                    ApiError::internal(format!(
-                        "cannot read event {} at position {}: {e}",
-                        stored.event_type, stored.position
-                    ))
-                })?;
-                fold.apply_event(event);
-            }
-            "moodle_sync" => {
-                let event: MoodleSyncEvent =
-                    serde_json::from_value(stored.payload).map_err(|e| {
-                        ApiError::internal(format!(
-                            "cannot read event {} at position {}: {e}",
-                            stored.event_type, stored.position
-                        ))
-                    })?;
-                fold.apply_sync(event, stored.recorded_at);
-            }
-            _ => {}
+    let fold = views::current_fold(state.store(), id)
+        .await
+        .map_err(views_error)?;
+    Ok(fold.view(&state.config().view_settings()))
+}
+
+/// A read-model failure as an answer: the store's own classification (503 when unavailable),
+/// anything else a 500.
+fn views_error(e: views::ViewsError) -> ApiError {
+    match e {
+        views::ViewsError::Store(e) => ApiError::from(e),
+        other => {
+            tracing::error!(error = %other, "cannot read an event's view");
+            ApiError::internal(format!("cannot read the event's view: {other}"))
         }
     }
-    Ok(fold.view(&state.config().view_settings()))
 }
 
 async fn view_or_404(state: &AppState, id: &str) -> Result<EventView, ApiError> {

@@ -299,7 +299,7 @@ fn decode_any(e: &StoredEvent) -> Result<(), ViewsError> {
 /// Seeds the log up to `n_events` (when it holds fewer), then measures a raw read-and-decode
 /// of the whole log and a full replay (with the integration's view settings on).
 pub async fn bench_replay(store: &Store, n_events: u64) -> Result<ReplayFigures, ViewsError> {
-    crate::db::ensure_schema(store).await?;
+    crate::db::check_schema(store).await?;
     let head = store.head().await?.max(0) as u64;
     let mut seed_secs = 0.0;
     if head < n_events {

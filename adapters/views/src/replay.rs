@@ -18,7 +18,9 @@ use store::Store;
 
 use crate::db::{self, SHADOW};
 use crate::error::ViewsError;
-use crate::projector::{Folder, Projector, ProjectorOptions};
+use crate::fold::Folder;
+use crate::follow::Follower;
+use crate::{lock, page};
 
 /// Tuning of a replay.
 #[derive(Debug, Clone)]
@@ -83,8 +85,7 @@ fn holder() -> String {
     )
 }
 
-/// Rebuilds the event views, the Moodle-side view and the audit index from position 0 and
-/// swaps them in; then catches up. `progress` is called after every page.
+/// Rebuilds the event views from position 0 and swaps them in; then catches up. `progress` is called after every page.
 pub async fn replay(
     store: &Store,
     settings: &SagaSettings,
@@ -92,16 +93,16 @@ pub async fn replay(
     mut progress: impl FnMut(&ReplayProgress),
 ) -> Result<ReplayReport, ViewsError> {
     let started = Instant::now();
-    db::ensure_schema(store).await?;
+    db::check_schema(store).await?;
     let holder = holder();
-    db::take_replay_lock(store, &holder).await?;
+    lock::take_replay_lock(store, &holder).await?;
     let result = build_and_swap(store, settings, options, &holder, &mut progress).await;
     if result.is_err() {
         if let Err(e) = db::drop_shadow(store).await {
             tracing::warn!(error = %e, "could not drop the shadow tables of the failed replay");
         }
     }
-    db::release_replay_lock(store, &holder).await;
+    lock::release_replay_lock(store, &holder).await;
     let (events, shadow_end) = result?;
 
     let head = store.head().await?;
@@ -111,16 +112,14 @@ pub async fn replay(
         head,
         events,
     });
-    let mut projector = Projector::new(
+    let caught_up = Follower::new(
         store,
         settings.clone(),
-        ProjectorOptions {
-            page_size: options.page_size,
-            cache_capacity: options.cache_capacity,
-            ..ProjectorOptions::default()
-        },
-    );
-    let caught_up = projector.follow().await?;
+        options.page_size,
+        options.cache_capacity,
+    )
+    .follow()
+    .await?;
     progress(&ReplayProgress {
         phase: ReplayPhase::Done,
         position: shadow_end.max(head),
@@ -160,10 +159,10 @@ async fn build_and_swap(
             break;
         }
         let out = folder.fold_page(&page).await?;
-        crate::projector::write_page(store, SHADOW, &out).await?;
+        page::write_page(store, SHADOW, &out).await?;
         events += page.len() as u64;
         if last_beat.elapsed() > Duration::from_secs(5) {
-            db::heartbeat(store, holder).await?;
+            lock::heartbeat(store, holder).await?;
             last_beat = Instant::now();
         }
         progress(&ReplayProgress {

@@ -90,7 +90,8 @@ pub struct ErrorView {
 }
 
 /// The fold behind an [`EventView`]: feed it the events of both streams in log order.
-#[derive(Debug, Clone, Default)]
+/// Serialisable so the read models can store it as a checkpoint and apply only the tail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EventFold {
     /// Desired state: the fold of the `event` stream, as the saga folds it.
     desired: Desired,
