@@ -168,3 +168,38 @@ impl SagaError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_worker_id_takes_the_host_it_is_given() {
+        let pid = std::process::id();
+        assert!(default_worker_id(Some("web-1")).starts_with(&format!("web-1-{pid}-")));
+        for host in [None, Some("")] {
+            let id = default_worker_id(host);
+            assert!(id.starts_with(&format!("worker-{pid}-")), "{id}");
+            assert_eq!(id.len(), format!("worker-{pid}-").len() + 8, "{id}");
+        }
+        assert!(SagaConfig::default()
+            .worker_id
+            .starts_with(&format!("worker-{pid}-")));
+    }
+
+    #[test]
+    fn the_retry_policy_is_the_config_s() {
+        let cfg = SagaConfig {
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(40),
+            ..SagaConfig::default()
+        };
+        let p = cfg.retry_policy();
+        assert_eq!(p.max_attempts, 3);
+        assert_eq!(p.backoff.delay(9, 0), Duration::from_millis(20));
+        assert_eq!(p.backoff.delay(1, 5), Duration::from_millis(10));
+    }
+}
