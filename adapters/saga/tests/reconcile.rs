@@ -654,9 +654,7 @@ async fn gap_c_transient_failures_park_after_max_attempts() {
 
 /// (d) The integration switched on later: events deployed while it was off are provisioned by
 /// the first enabled worker.
-#[tokio::test]
-async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled() {
-    let env = sqlite_env(Faults::default()).await;
+async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled_on(env: Env) {
     let off = env.worker(SagaSettings::disabled(), "off");
     env.environment("env1", Some(TEMPLATE)).await;
     env.deploy("early", "env1", vec![person("s1", "student")])
@@ -672,4 +670,22 @@ async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled() {
         env.enrolments(course.id)["s1@example.org"],
         (vec![5], false)
     );
+}
+
+#[tokio::test]
+async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled() {
+    gap_d_events_deployed_while_disabled_are_provisioned_when_enabled_on(
+        sqlite_env(Faults::default()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn gap_d_events_deployed_while_disabled_are_provisioned_when_enabled_postgres() {
+    let Some(env) = pg_env(Faults::default()).await else {
+        return;
+    };
+    let url = env.db_url.clone();
+    gap_d_events_deployed_while_disabled_are_provisioned_when_enabled_on(env).await;
+    store::testing::drop_pg_database(&url).await;
 }

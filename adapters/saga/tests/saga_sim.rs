@@ -259,9 +259,7 @@ async fn lost_responses_converge_postgres() {
     store::testing::drop_pg_database(&url).await;
 }
 
-#[tokio::test]
-async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
-    let env = sqlite_env(Faults::default()).await;
+async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it_on(env: Env) {
     let w = env.worker(settings(), "w1");
     env.environment("bad", Some(999)).await; // no such template course
     env.environment("good", Some(TEMPLATE)).await;
@@ -316,6 +314,24 @@ async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
     assert_eq!(env.enrolments(course.id)["d@example.org"], (vec![5], false));
     let status = saga::status(&env.store).await.unwrap();
     assert_eq!(status.parked.len(), 1, "{:?}", status.parked);
+}
+
+#[tokio::test]
+async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it() {
+    a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it_on(
+        sqlite_env(Faults::default()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it_postgres() {
+    let Some(env) = pg_env(Faults::default()).await else {
+        return;
+    };
+    let url = env.db_url.clone();
+    a_poisoned_event_parks_while_another_proceeds_and_retry_resumes_it_on(env).await;
+    store::testing::drop_pg_database(&url).await;
 }
 
 #[tokio::test]
@@ -602,13 +618,7 @@ async fn two_workers_on_postgres_never_double_apply() {
 
 /// A worker stopped and a new one on the same database continue from the checkpoint, and a
 /// worker run with `run` stops gracefully.
-#[tokio::test]
-async fn run_stops_gracefully_and_a_new_worker_resumes() {
-    let env = sqlite_env(Faults {
-        latency_ms: 5,
-        ..Faults::default()
-    })
-    .await;
+async fn run_stops_gracefully_and_a_new_worker_resumes_on(env: Env) {
     env.environment("env1", Some(TEMPLATE)).await;
     for i in 0..6 {
         env.deploy(
@@ -641,6 +651,33 @@ async fn run_stops_gracefully_and_a_new_worker_resumes() {
         env.sim.call_counts().get("core_course_duplicate_course"),
         Some(&6)
     );
+}
+
+#[tokio::test]
+async fn run_stops_gracefully_and_a_new_worker_resumes() {
+    run_stops_gracefully_and_a_new_worker_resumes_on(
+        sqlite_env(Faults {
+            latency_ms: 5,
+            ..Faults::default()
+        })
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn run_stops_gracefully_and_a_new_worker_resumes_postgres() {
+    let Some(env) = pg_env(Faults {
+        latency_ms: 5,
+        ..Faults::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let url = env.db_url.clone();
+    run_stops_gracefully_and_a_new_worker_resumes_on(env).await;
+    store::testing::drop_pg_database(&url).await;
 }
 
 /// Workers killed (their task aborted) at arbitrary points while Moodle is slow: a later worker

@@ -16,9 +16,12 @@
 //! - **An audit hash chain** ([`Store::seal`], [`Store::verify`]) that detects edited, deleted,
 //!   reordered and inserted events.
 //! - **Idempotency keys** for the HTTP contract.
-//! - **Migrations** (sqlx): neither store crate ships a schema. Files live in
-//!   `migrations/sqlite` and `migrations/postgres`, 0001–0003 here; the saga adds its own from
-//!   0100 upward in the same folders.
+//! - **One SQL convention** ([`sql`]): statements written once with `$n` placeholders, run on
+//!   either pool by [`with_pool!`], a dialect ([`Backend`]) for what really differs; crates with
+//!   tables next to the log (saga, views) use the same.
+//! - **Migrations** (sqlx), the only path to the schema: neither store crate ships one, and no
+//!   crate creates tables at run time (they check). Files live in `migrations/sqlite` and
+//!   `migrations/postgres`, 0001–0003 here; the saga's from 0100, the views' from 0200.
 
 mod audit;
 mod error;
