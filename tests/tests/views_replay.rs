@@ -13,49 +13,11 @@ use uuid::Uuid;
 use views::story::StoryFilter;
 use views::{Projector, ProjectorOptions, ReplayOptions, ReplayPhase};
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
+use support::{both_backends, Backend, TestDb};
 
-/// A fresh migrated store; the guard drops the PostgreSQL database at the end.
-struct Db {
-    store: Store,
-    _pg: Option<store::testing::PgTestDb>,
-}
-
-async fn open(backend: Backend) -> Option<Db> {
-    match backend {
-        Backend::Sqlite => {
-            let url = store::testing::fresh_sqlite_url();
-            let store = Store::connect(&url).await.expect("sqlite store");
-            Some(Db { store, _pg: None })
-        }
-        Backend::Postgres => {
-            let pg = store::testing::PgTestDb::new().await?;
-            let store = Store::connect(&pg.url).await.expect("pg store");
-            Some(Db {
-                store,
-                _pg: Some(pg),
-            })
-        }
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    )+};
+/// A fresh migrated store (the one test-database helper, `store::testing`).
+async fn open(backend: Backend) -> Option<TestDb> {
+    TestDb::create(backend).await
 }
 
 fn meta() -> CommandMeta {

@@ -32,6 +32,7 @@ mod model;
 mod read;
 pub mod sql;
 mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use audit::{canonical_event, canonical_json, chain_hash, GENESIS_HASH};

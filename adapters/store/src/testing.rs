@@ -1,4 +1,12 @@
-//! Fresh databases for tests (this crate's and other crates').
+//! Fresh databases for tests (this crate's and other crates'): the one helper every test
+//! suite uses, compiled only for tests (`cfg(test)`) or with the `testing` feature, which the
+//! other crates enable in their dev-dependencies (so production builds carry no panicking
+//! helper).
+//!
+//! - [`TestDb::create`]: a fresh, migrated store on either backend, removed when dropped;
+//!   [`both_backends!`](crate::both_backends) runs a test body once per backend.
+//! - PostgreSQL tests print `skipped` and pass when `OPENVLE_TEST_PG` is unset, unless
+//!   `OPENVLE_REQUIRE_PG` is set (as `.ci/run` does): then they fail, everywhere alike.
 //!
 //! - [`fresh_sqlite_url`]: a new SQLite file in the temp directory.
 //! - [`fresh_pg_url`]: a new PostgreSQL database `t_<uuid>` on the server named by the
@@ -23,6 +31,111 @@ use sqlx::Connection;
 /// The environment variable naming the PostgreSQL server tests use.
 pub const PG_ENV: &str = "OPENVLE_TEST_PG";
 
+/// Set (to anything but empty or `0`), a missing `OPENVLE_TEST_PG` fails the test instead of
+/// skipping it: CI never skips a PostgreSQL test silently.
+pub const REQUIRE_PG_ENV: &str = "OPENVLE_REQUIRE_PG";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, migrated store and what must live as long as it (the SQLite file, the PostgreSQL
+/// database), removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub store: crate::Store,
+    pub backend: Backend,
+    _pg: Option<PgTestDb>,
+}
+
+impl TestDb {
+    /// A fresh store, or None (after printing "skipped") for PostgreSQL without
+    /// `OPENVLE_TEST_PG` and without `OPENVLE_REQUIRE_PG`.
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let (url, pg) = match backend {
+            Backend::Sqlite => (fresh_sqlite_url(), None),
+            Backend::Postgres => {
+                let pg = PgTestDb::new().await?;
+                (pg.url.clone(), Some(pg))
+            }
+        };
+        let store = crate::Store::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("opening the test store {url}: {e}"));
+        Some(TestDb {
+            url,
+            store,
+            backend,
+            _pg: pg,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            remove_sqlite_files(&self.url);
+        }
+    }
+}
+
+/// Runs an async test body once per backend.
+///
+/// - `both_backends!(name, …)` with `async fn name(backend: Backend)` makes `name::sqlite` and
+///   `name::postgres`;
+/// - `both_backends!(store: name, …)` with `async fn name(store: &Store)` makes
+///   `sqlite::name` and `postgres::name`, each on a fresh store.
+#[macro_export]
+macro_rules! both_backends {
+    (store: $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::create($crate::testing::Backend::Sqlite)
+                        .await
+                        .expect("a SQLite store");
+                    super::$name(&db.store).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) =
+                        $crate::testing::TestDb::create($crate::testing::Backend::Postgres).await
+                    else {
+                        return;
+                    };
+                    super::$name(&db.store).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+    };
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::testing::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name($crate::testing::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+fn pg_required() -> bool {
+    std::env::var(REQUIRE_PG_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// `sqlite://<temp dir>/openvle-test-<uuid>.db` (created by `Store::connect`).
 pub fn fresh_sqlite_url() -> String {
     let path =
@@ -46,6 +159,10 @@ pub fn pg_base_url() -> Option<String> {
     match std::env::var(PG_ENV) {
         Ok(v) if !v.trim().is_empty() => Some(strip_database(v.trim())),
         _ => {
+            assert!(
+                !pg_required(),
+                "{REQUIRE_PG_ENV} is set but {PG_ENV} is not: the PostgreSQL tests cannot be skipped"
+            );
             println!(
                 "skipped: set {PG_ENV}=postgres://postgres@127.0.0.1:5432 to run the PostgreSQL tests"
             );

@@ -11,7 +11,7 @@ use domain::moodle_sync::MoodleSync;
 use domain::DomainError;
 use store::{CommandError, IdempotencyState, LogQuery, Store};
 
-both_backends!(
+store::both_backends!(store:
     append_load_and_read_in_commit_order,
     metadata_and_positions_are_returned,
     command_without_events_appends_nothing,

@@ -13,13 +13,12 @@
 //! with the checkpoint in one transaction (durable, exactly-once for the views). [`replay`]
 //! rebuilds everything aside and swaps it in; it never calls Moodle (this crate has no Moodle
 //! client). [`story`] renders an event's history for a person, read from the log's own index.
-//! [`bench`] measures replay.
+//!
 //!
 //! Modules, each used by those above it: `fold` (log rows into view rows) and `page` (writing
 //! them), `follow` (the live loop), `projector` and `replay` on top; `db` and `lock` for the
 //! tables.
 
-pub mod bench;
 mod db;
 mod error;
 mod fold;
@@ -31,7 +30,6 @@ pub mod read;
 mod replay;
 pub mod story;
 
-pub use bench::{bench_replay, peak_rss_bytes, seed_events, ReplayFigures};
 pub use db::{check_schema, CHECKPOINT};
 pub use error::ViewsError;
 pub use projector::{catch_up, run_projector, Projector, ProjectorOptions};
@@ -79,7 +77,6 @@ mod send_checks {
             Default::default(),
             async {},
         ));
-        assert_send(crate::bench_replay(&store, 1));
         assert_send(crate::event_story(&store, "x", &Default::default(), |_| {
             Ok(())
         }));

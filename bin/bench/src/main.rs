@@ -16,6 +16,7 @@ mod db;
 mod provision;
 mod replay;
 mod report;
+mod seed;
 mod stats;
 
 use std::path::PathBuf;

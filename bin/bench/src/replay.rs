@@ -38,7 +38,7 @@ pub async fn run(opts: &Opts) -> Section {
     let limit = Duration::from_secs(if opts.quick { 300 } else { 1800 });
     let mut s = Section::new("4. Replay (issue 5)");
     s.line(format!(
-        "A log of {} events (`views::seed_events`: realistic lives of OpenVLE events, 18 events \
+        "A log of {} events (`crate::seed::seed_events`: realistic lives of OpenVLE events, 18 events \
          each — deploy, course duplicated, users linked and enrolled, an addition after a \
          transient failure, a removal, the end — interleaved 32 at a time) is written straight \
          into a fresh database. Then two child processes run against it, one after the other: \
@@ -91,7 +91,7 @@ pub async fn run(opts: &Opts) -> Section {
 async fn measure(db: &BenchDb, n: u64, limit: Duration) -> anyhow::Result<Vec<String>> {
     let store = Store::connect(&db.url).await?;
     let t = Instant::now();
-    let seeded = views::seed_events(&store, n).await;
+    let seeded = crate::seed::seed_events(&store, n).await;
     let seed_secs = t.elapsed().as_secs_f64();
     store.close().await;
     let seeded = seeded?;

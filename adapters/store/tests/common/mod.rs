@@ -113,32 +113,3 @@ pub async fn raw(s: &Store, sql: &str) {
         }
     }
 }
-
-/// Runs the same async test body on SQLite, then on PostgreSQL when OPENVLE_TEST_PG is set.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let url = store::testing::fresh_sqlite_url();
-                    let s = $crate::common::sqlite_store_at(&url).await;
-                    super::$name(&s).await;
-                    s.close().await;
-                    store::testing::remove_sqlite_files(&url);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some((s, _db)) = $crate::common::pg_store().await else { return };
-                    super::$name(&s).await;
-                    s.close().await;
-                }
-            )*
-        }
-    };
-}

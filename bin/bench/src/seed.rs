@@ -1,43 +1,15 @@
-//! The replay benchmark: seed a log of realistic events fast, then time a replay beside a raw
-//! read-and-decode of the same rows, and report peak memory.
-
-use std::time::Instant;
+//! A log of realistic OpenVLE events, written fast for the replay benchmark (`replay.rs`
+//! times the replay beside a raw read-and-decode of the same rows).
 
 use cqrs_es::Aggregate;
-use domain::environment::Environment;
 use domain::event::{EventEvent, VleEvent};
 use domain::moodle_sync::{LinkKind, MoodleSync, MoodleSyncEvent};
 use domain::participant::{Participant, Role};
-use projections::saga::SagaSettings;
-use serde::Serialize;
 use sqlx::QueryBuilder;
-use store::{DbPool, Store, StoredEvent};
+use store::{DbPool, Store};
 use uuid::Uuid;
 
-use crate::error::ViewsError;
-use crate::replay::{replay, ReplayOptions};
-
-/// The figures of one benchmark run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReplayFigures {
-    /// Events in the log when measured.
-    pub events: u64,
-    /// Seconds spent seeding (0 when the log already held enough).
-    pub seed_secs: f64,
-    /// Seconds of the replay (shadow build, swap, catch-up).
-    pub replay_secs: f64,
-    pub events_per_sec: f64,
-    /// Seconds to read and decode the same rows without applying them.
-    pub raw_read_secs: f64,
-    pub raw_read_per_sec: f64,
-    /// events_per_sec / raw_read_per_sec.
-    pub ratio: f64,
-    /// Peak resident memory of the process during the replay (VmHWM, reset before the replay
-    /// when the kernel allows; 0 where /proc is missing).
-    pub peak_rss_bytes: u64,
-    /// Peak resident memory during the raw read, for comparison.
-    pub raw_read_peak_rss_bytes: u64,
-}
+use views::ViewsError;
 
 /// Events of one scripted OpenVLE event (see [`script`]).
 pub const EVENTS_PER_SCRIPT: usize = 18;
@@ -267,95 +239,11 @@ pub async fn seed_events(store: &Store, n_events: u64) -> Result<u64, ViewsError
     Ok(appended)
 }
 
-/// Peak resident set size of this process (VmHWM), 0 where /proc is not available.
-pub fn peak_rss_bytes() -> u64 {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-/// Resets the peak RSS counter (Linux: `5` into /proc/self/clear_refs); false when refused.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn decode_any(e: &StoredEvent) -> Result<(), ViewsError> {
-    if e.aggregate_type == VleEvent::TYPE {
-        e.decode::<VleEvent>()?;
-    } else if e.aggregate_type == MoodleSync::TYPE {
-        e.decode::<MoodleSync>()?;
-    } else if e.aggregate_type == Environment::TYPE {
-        e.decode::<Environment>()?;
-    }
-    Ok(())
-}
-
-/// Seeds the log up to `n_events` (when it holds fewer), then measures a raw read-and-decode
-/// of the whole log and a full replay (with the integration's view settings on).
-pub async fn bench_replay(store: &Store, n_events: u64) -> Result<ReplayFigures, ViewsError> {
-    crate::db::check_schema(store).await?;
-    let head = store.head().await?.max(0) as u64;
-    let mut seed_secs = 0.0;
-    if head < n_events {
-        let t = Instant::now();
-        seed_events(store, n_events - head).await?;
-        seed_secs = t.elapsed().as_secs_f64();
-    }
-    let options = ReplayOptions::default();
-
-    reset_peak_rss();
-    let t = Instant::now();
-    let mut pager = store.pager(0, options.page_size);
-    let mut raw = 0u64;
-    loop {
-        let page = pager.next_page().await?;
-        if page.is_empty() {
-            break;
-        }
-        for e in &page {
-            decode_any(e)?;
-        }
-        raw += page.len() as u64;
-    }
-    let raw_read_secs = t.elapsed().as_secs_f64();
-    let raw_read_peak_rss_bytes = peak_rss_bytes();
-
-    reset_peak_rss();
-    let t = Instant::now();
-    let report = replay(store, &SagaSettings::enabled(1), &options, |_| {}).await?;
-    let replay_secs = t.elapsed().as_secs_f64();
-    let peak = peak_rss_bytes();
-    let replayed = report.events + report.caught_up;
-
-    let per_sec = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    let events_per_sec = per_sec(replayed, replay_secs);
-    let raw_read_per_sec = per_sec(raw, raw_read_secs);
-    Ok(ReplayFigures {
-        events: raw,
-        seed_secs,
-        replay_secs,
-        events_per_sec,
-        raw_read_secs,
-        raw_read_per_sec,
-        ratio: if raw_read_per_sec > 0.0 {
-            events_per_sec / raw_read_per_sec
-        } else {
-            0.0
-        },
-        peak_rss_bytes: peak,
-        raw_read_peak_rss_bytes,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::peak_rss_bytes;
+    use projections::saga::SagaSettings;
 
     #[test]
     fn a_script_is_a_consistent_life() {
