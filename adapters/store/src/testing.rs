@@ -86,6 +86,7 @@ impl Drop for TestDb {
 ///
 /// - `both_backends!(name, …)` with `async fn name(backend: Backend)` makes `name::sqlite` and
 ///   `name::postgres`;
+/// - attributes before the names (`both_backends!(#[ignore] name)`) go on every test made;
 /// - `both_backends!(store: name, …)` with `async fn name(store: &Store)` makes
 ///   `sqlite::name` and `postgres::name`, each on a fresh store.
 #[macro_export]
@@ -118,18 +119,26 @@ macro_rules! both_backends {
             )*
         }
     };
-    ($($name:ident),+ $(,)?) => {$(
+    (@each $attrs:tt $($name:ident),+) => {
+        $($crate::both_backends!(@one $attrs $name);)+
+    };
+    (@one [$(#[$meta:meta])*] $name:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            $(#[$meta])*
             async fn sqlite() {
                 super::$name($crate::testing::Backend::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            $(#[$meta])*
             async fn postgres() {
                 super::$name($crate::testing::Backend::Postgres).await
             }
         }
-    )+};
+    };
+    ($(#[$meta:meta])* $($name:ident),+ $(,)?) => {
+        $crate::both_backends!(@each [$(#[$meta])*] $($name),+);
+    };
 }
 
 fn pg_required() -> bool {

@@ -1,6 +1,6 @@
 //! Behaviour of the store, run on SQLite always and on PostgreSQL when OPENVLE_TEST_PG is set.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

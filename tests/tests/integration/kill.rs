@@ -346,6 +346,10 @@ async fn sigkill_lifecycle(db_url: String, seed: u64, real: Option<RealMoodle>) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn sigkill_at_random_points_converges_exactly_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kill.db").display());
@@ -353,6 +357,10 @@ async fn sigkill_at_random_points_converges_exactly_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn sigkill_at_random_points_converges_exactly_postgres() {
     let Some(db) = store::testing::PgTestDb::new().await else {
         return;
@@ -363,6 +371,10 @@ async fn sigkill_at_random_points_converges_exactly_postgres() {
 /// The same run against the real Moodle, behind a proxy losing 30 % of its answers after Moodle
 /// applied the call, on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn sigkill_against_the_real_moodle_converges_exactly_sqlite() {
     let Some(real) =
         RealMoodle::from_env("sigkill_against_the_real_moodle_converges_exactly_sqlite")
@@ -376,6 +388,10 @@ async fn sigkill_against_the_real_moodle_converges_exactly_sqlite() {
 
 /// The same against the real Moodle, on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn sigkill_against_the_real_moodle_converges_exactly_postgres() {
     let Some(real) =
         RealMoodle::from_env("sigkill_against_the_real_moodle_converges_exactly_postgres")
@@ -392,6 +408,10 @@ async fn sigkill_against_the_real_moodle_converges_exactly_postgres() {
 /// recorded (the batch in hand finished and was written), no claim is left behind, and a
 /// restart completes the work without repeating any effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("term.db").display());

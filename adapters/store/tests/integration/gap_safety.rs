@@ -1,7 +1,7 @@
 //! PostgreSQL: positions become visible in commit order (no reader skips a late committer), and a
 //! rolled-back append leaves a gap that readers pass over. Runs when OPENVLE_TEST_PG is set.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -250,6 +250,10 @@ fn deploy(event: &str, env: &str, people: &[&Person]) -> Cmd {
 /// matched (one under its email in another case) or created, instructors and students enrolled,
 /// a participant added and one removed, an end, deletions, and an event without a template.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn seed_table_against_the_real_moodle_sqlite() {
     let Some(site) = RealMoodle::from_env("seed_table_against_the_real_moodle_sqlite") else {
         return;
@@ -358,6 +362,10 @@ async fn seed_table_against_the_real_moodle_sqlite() {
 /// before or was still running (then it is ended: nobody keeps access to a course whose event
 /// is gone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn deletion_leaves_the_course_against_the_real_moodle_sqlite() {
     let name = "deletion_leaves_the_course_against_the_real_moodle_sqlite";
     let Some(site) = RealMoodle::from_env(name) else {
@@ -409,6 +417,10 @@ async fn deletion_leaves_the_course_against_the_real_moodle_sqlite() {
 /// deletions already carried out stay as they were, the new setting applies to the deletions
 /// that follow. From `true` to `false`: a course deleted stays deleted, and its event in sync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn deletion_setting_turned_off_against_the_real_moodle_sqlite() {
     let name = "deletion_setting_turned_off_against_the_real_moodle_sqlite";
     changing_the_deletion_setting(name, true).await;
@@ -416,6 +428,10 @@ async fn deletion_setting_turned_off_against_the_real_moodle_sqlite() {
 
 /// From `false` to `true`: a course kept stays (it is not deleted after the fact).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn deletion_setting_turned_on_against_the_real_moodle_sqlite() {
     let name = "deletion_setting_turned_on_against_the_real_moodle_sqlite";
     changing_the_deletion_setting(name, false).await;
@@ -469,6 +485,10 @@ async fn changing_the_deletion_setting(name: &'static str, first: bool) {
 
 /// `MOODLE_REMOVAL_MODE=suspend`, on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn suspend_mode_against_the_real_moodle_postgres() {
     let Some(site) = RealMoodle::from_env("suspend_mode_against_the_real_moodle_postgres") else {
         return;
@@ -603,6 +623,10 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// `moodle check` on the real site: as it is, without a function, and with a wrong token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn moodle_check_against_the_real_moodle() {
     let Some(site) = RealMoodle::from_env("moodle_check_against_the_real_moodle") else {
         return;

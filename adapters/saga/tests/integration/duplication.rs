@@ -3,7 +3,7 @@
 //! course waits for it to land instead of starting a second one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

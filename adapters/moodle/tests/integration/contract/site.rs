@@ -1,7 +1,7 @@
 //! The site as a whole: preflight, tokens, unknown functions, the wire format.
 
 use crate::common::{suffix, targets, Target};
-use crate::{cleanup, missing_code, new_course, new_user};
+use crate::contract::{cleanup, missing_code, new_course, new_user};
 use moodle::*;
 
 #[tokio::test]

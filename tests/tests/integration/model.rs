@@ -308,6 +308,10 @@ async fn run_case(preexisting: BTreeSet<usize>, ops: Vec<Op>) -> Result<(), Test
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 fn moodle_matches_the_table_after_random_commands_and_faults() {
     let cases = std::env::var("OPENVLE_MODEL_CASES")
         .ok()

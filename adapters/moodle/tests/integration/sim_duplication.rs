@@ -2,7 +2,7 @@
 //! module): nothing during the backup, the hidden skeleton, the restore under the template's
 //! names, the end; and two overlapping backups of one template clashing on its backup file.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -576,6 +576,10 @@ async fn moodle_times_out_but_applied(backend: Backend) {
 /// as the table says, both workers worked, and no course was ever duplicated twice (a second
 /// processor of the same event would have duplicated it again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn two_workers_on_one_postgres() {
     let Some(mut rig) = Rig::new(
         Backend::Postgres,
@@ -676,6 +680,10 @@ async fn raw_insert_participant_added(
 /// one cannot become visible first (appends serialise), the saga's reader does not move past the
 /// open one, and once both commit the saga processes both — the earlier is never skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn late_committing_lower_position_is_not_skipped() {
     use sqlx::{Connection, Executor};
     let Some(mut rig) = Rig::new(Backend::Postgres, Faults::default()).await else {
@@ -860,6 +868,10 @@ async fn already_gone_is_not_a_failure(backend: Backend) {
 /// binary's `openvle-moodle replay` configured with the live Moodle) makes no Moodle call at
 /// all, and the rebuilt views agree with the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn rebuild_replay_makes_no_moodle_call() {
     let mut rig = Rig::new(Backend::Sqlite, Faults::default()).await.unwrap();
     rig.run_all(&[
@@ -935,6 +947,10 @@ async fn rebuild_replay_makes_no_moodle_call() {
 /// Moodle is wiped (a brand-new site: only the seed, new ids): `openvle-moodle reconcile
 /// --apply` brings it back to what the log says, recording the new course ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn reconcile_after_a_wipe_restores_moodle() {
     let mut rig = Rig::new(Backend::Sqlite, Faults::default()).await.unwrap();
     rig.run_all(&[
@@ -981,6 +997,10 @@ async fn reconcile_after_a_wipe_restores_moodle() {
 /// reason while the other events' additions, removals and end go through; once the course is
 /// fixed, a retry resumes it and Moodle ends as the table says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn one_poisoned_event_while_others_proceed() {
     let mut rig = Rig::new(
         Backend::Sqlite,
@@ -1080,16 +1100,28 @@ async fn one_poisoned_event_while_others_proceed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn moodle_times_out_but_applied_sqlite() {
     moodle_times_out_but_applied(Backend::Sqlite).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(feature = "slow"),
+    ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+)]
 async fn moodle_times_out_but_applied_postgres() {
     moodle_times_out_but_applied(Backend::Postgres).await
 }
 
 both_backends!(
+    #[cfg_attr(
+        not(feature = "slow"),
+        ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+    )]
     abort_right_after_a_record,
     crash_after_commit_before_dispatch,
     crash_after_read_before_call,

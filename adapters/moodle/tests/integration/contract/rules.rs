@@ -3,8 +3,8 @@
 //! every target must answer what the engine predicts, so a rule that drifts from Moodle's fails
 //! here on the real site and on the simulator alike.
 
-use crate::code;
 use crate::common::{suffix, targets, Target};
+use crate::contract::code;
 use moodle::wire::{has_tags, is_valid_email};
 use moodle::*;
 
@@ -101,10 +101,10 @@ async fn moodle_refuses_the_emails_the_engine_refuses() {
         .await;
         assert_eq!(made.len(), accepted.len(), "{}", t.name);
         // The client never sends a batch holding an email Moodle would refuse.
-        let mut bad = crate::new_user("rules", &s);
+        let mut bad = crate::contract::new_user("rules", &s);
         bad.email = refused[0].clone();
         assert_eq!(code(c.create_users(&[bad]).await), "invalid_input");
-        crate::cleanup(&t, &c, &[], &made).await;
+        crate::contract::cleanup(&t, &c, &[], &made).await;
     }
 }
 
@@ -139,7 +139,7 @@ async fn names_are_refused_where_strip_tags_would_change_them() {
         )
         .await;
         assert_eq!(made.len(), 2, "{}", t.name);
-        crate::cleanup(&t, &c, &[], &made).await;
+        crate::contract::cleanup(&t, &c, &[], &made).await;
     }
 }
 
@@ -156,10 +156,10 @@ async fn a_username_longer_than_its_column_fails_in_the_database() {
         let id = create_raw(&c, &name(100), &format!("long.{s}@example.org"), "Ada")
             .await
             .unwrap_or_else(|e| panic!("{}: 100 characters: {e}", t.name));
-        let mut long = crate::new_user("long", &s);
+        let mut long = crate::contract::new_user("long", &s);
         long.username = name(101);
         assert_eq!(code(c.create_users(&[long]).await), "invalid_input");
-        crate::cleanup(&t, &c, &[], &[id]).await;
+        crate::contract::cleanup(&t, &c, &[], &[id]).await;
     }
 }
 

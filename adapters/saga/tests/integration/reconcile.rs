@@ -2,7 +2,7 @@
 //! SQLite always; PostgreSQL too when OPENVLE_TEST_PG is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

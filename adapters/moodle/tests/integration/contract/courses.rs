@@ -1,7 +1,7 @@
 //! Course look-ups, duplication errors, updates, deletion, categories.
 
 use crate::common::{suffix, targets};
-use crate::{cleanup, code, missing_code, new_course};
+use crate::contract::{cleanup, code, missing_code, new_course};
 use moodle::*;
 
 #[tokio::test]

@@ -10,8 +10,7 @@
 //! [`enrol`], and [`rules`] (Moodle's parameter rules against the engine's and the simulator's,
 //! each written apart from Moodle's code).
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod courses;
 mod duplication;

@@ -1,7 +1,7 @@
 //! Enrolments: the upsert, suspension, unenrolment, and the refusals of each release.
 
 use crate::common::{suffix, targets};
-use crate::{cleanup, code, missing_code, new_course, new_user};
+use crate::contract::{cleanup, code, missing_code, new_course, new_user};
 use moodle::*;
 
 #[tokio::test]

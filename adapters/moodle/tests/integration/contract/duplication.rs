@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::cleanup;
 use crate::common::{suffix, targets};
+use crate::contract::cleanup;
 use moodle::*;
 
 /// How the new course looked when seen, in the order Moodle goes through.

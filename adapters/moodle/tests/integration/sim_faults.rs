@@ -1,7 +1,7 @@
 //! Simulator-only behaviours: batching against max_input_vars, fault injection, operator helpers,
 //! persistence and the `/_sim` admin API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! the strict parameter validation Moodle applies to every call.
 
 use crate::common::{suffix, targets};
-use crate::{cleanup, code, new_user};
+use crate::contract::{cleanup, code, new_user};
 use moodle::*;
 
 #[tokio::test]

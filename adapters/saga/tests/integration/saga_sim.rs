@@ -1,7 +1,7 @@
 //! The saga against the Moodle simulator: lifecycle, faults, parking, several workers, call counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -295,4 +295,10 @@ async fn concurrent_writers(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(concurrent_writers);
+both_backends!(
+    #[cfg_attr(
+        not(feature = "slow"),
+        ignore = "slow suite: run with --features openvle-tests/slow, as .ci/run does"
+    )]
+    concurrent_writers
+);

@@ -1,0 +1,6 @@
+//! The integration tests of this crate, one binary (one link, one process start) with one
+//! module per suite.
+
+mod common;
+mod gap_safety;
+mod log;

@@ -1,0 +1,17 @@
+//! The integration tests of this crate, one binary (one link, one process start) with one
+//! module per suite.
+
+mod api_audit;
+mod api_auth;
+mod api_errors;
+mod api_events;
+mod api_idempotency;
+mod api_ops;
+mod fault_matrix;
+mod hostile_api;
+mod kill;
+mod load;
+mod model;
+mod moodle_e2e;
+mod moodle_hostile;
+mod views_replay;
