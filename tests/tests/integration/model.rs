@@ -7,8 +7,8 @@
 //! applied to the commands (`support::lifecycle::Model`). The domain's accept/refuse decisions
 //! are compared with the model's too. proptest shrinks a failure to a minimal sequence.
 //!
-//! CI: a fixed seed and 20 cases (`cargo test -p openvle-tests --test model`).
-//! Longer run: `OPENVLE_MODEL_CASES=500 cargo test -p openvle-tests --test model -- --nocapture`
+//! CI: a fixed seed and 20 cases (`cargo test -p openvle-tests --features slow --test integration model::`).
+//! Longer run: `OPENVLE_MODEL_CASES=500 cargo test -p openvle-tests --features slow --test integration model:: -- --nocapture`
 //! (add `OPENVLE_MODEL_SEED=<n>` for another fixed seed, or `OPENVLE_MODEL_SEED=random`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

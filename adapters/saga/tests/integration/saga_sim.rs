@@ -738,7 +738,7 @@ async fn workers_aborted_mid_flight_leave_no_duplicates() {
 }
 
 /// 200 events × 20 participants against 20 ms per call and 400 ms per duplication
-/// (`cargo test -p openvle-saga --test saga_sim -- --ignored --nocapture`).
+/// (`cargo test -p openvle-saga --test integration bench_200 -- --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn bench_200_events_of_20() {
