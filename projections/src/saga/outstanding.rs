@@ -185,6 +185,15 @@ impl Outstanding<'_> {
     }
 }
 
+/// Whether a deleted event's course is to be deleted: the setting as it was when the event was
+/// deleted decides, once, so a course recorded as kept stays kept whatever the setting says later.
+/// The planner, the view and the reconcile all ask this one rule.
+pub fn course_must_go(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -> bool {
+    desired.status == Status::Deleted
+        && settings.delete_course_on_event_delete
+        && !recorded.course_kept
+}
+
 /// Compares the desired state of one event with its recorded state.
 pub fn outstanding<'a>(
     desired: &'a Desired,
@@ -212,8 +221,7 @@ pub fn outstanding<'a>(
     let has_course = recorded.course_id.is_some() && !recorded.course_deleted;
     let course_id = recorded.course_id.filter(|_| has_course);
 
-    // The setting as it was when the event was deleted decides, once: a kept course stays kept.
-    if deleting && settings.delete_course_on_event_delete && !recorded.course_kept {
+    if course_must_go(desired, recorded, settings) {
         out.course = match course_id {
             Some(id) => Some(CourseWork::Delete(id)),
             // Never recorded, or lost: a creation whose answer was lost may have made it.

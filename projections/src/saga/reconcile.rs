@@ -127,8 +127,8 @@ pub fn reconcile(
         }
     };
 
-    // A deleted event whose course must go.
-    if deleting && settings.delete_course_on_event_delete {
+    // A deleted event whose course must go (the planner's rule: a kept course stays kept).
+    if super::outstanding::course_must_go(desired, recorded, settings) {
         let actual = observed
             .recorded_course
             .as_ref()

@@ -820,6 +820,31 @@ mod reconcile_pure {
         apply(&mut r, rec.corrections);
         assert_eq!(converge(&d, &mut r, &del), ["delete_course"]);
     }
+
+    /// The reconcile asks the planner's rule: a course kept when its event was deleted is not
+    /// reported as a course that should be gone once deletion is switched on later (the planner
+    /// would never act on such a row).
+    #[test]
+    fn a_kept_course_is_not_drift_when_deletion_is_switched_on_later() {
+        let (mut d, mut r) = in_sync();
+        d.apply(2, EventEvent::Deleted);
+        converge(&d, &mut r, &settings());
+        assert!(r.course_kept);
+        let del = SagaSettings {
+            delete_course_on_event_delete: true,
+            ..settings()
+        };
+        assert!(plan(&d, &r, &del).is_empty());
+        let rec = reconcile(&d, &r, &mirror(&r), &del);
+        assert!(
+            rec.rows
+                .iter()
+                .all(|row| row.note.kind != DriftKind::CourseExists),
+            "{:?}",
+            rec.rows
+        );
+        assert!(rec.corrections.is_empty(), "{:?}", rec.corrections);
+    }
 }
 
 /// The course-deletion setting decides once, when the event is deleted: turned on later, it
