@@ -146,8 +146,6 @@ pub enum SagaError {
     Moodle(#[from] moodle::MoodleError),
     #[error("the saga's record refused a fact: {0}")]
     Record(String),
-    #[error(transparent)]
-    Config(#[from] ReconcileConfigError),
     #[error("the Moodle integration is disabled (MOODLE_ENABLED): nothing to reconcile")]
     Disabled,
 }

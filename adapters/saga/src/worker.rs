@@ -117,24 +117,6 @@ impl Worker {
         }
     }
 
-    /// A worker from the `MOODLE_*` settings: builds the Moodle client when the integration is on.
-    ///
-    /// The scheduled reconcile is `config.reconcile` as given: the caller reads its settings
-    /// (e.g. with [`ReconcileSchedule::from_lookup`](crate::ReconcileSchedule::from_lookup)); the
-    /// saga reads no environment.
-    pub fn from_moodle_settings(
-        store: Store,
-        moodle: &moodle::MoodleSettings,
-        config: SagaConfig,
-    ) -> Result<Worker, SagaError> {
-        let client = if moodle.enabled {
-            Some(MoodleClient::new(moodle)?)
-        } else {
-            None
-        };
-        Ok(Worker::new(store, client, moodle.saga(), config))
-    }
-
     /// Wakes an idle worker at once (e.g. the API after a command committed). Only a hint: the
     /// worker polls the log anyway.
     pub fn wake(&self) {

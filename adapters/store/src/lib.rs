@@ -42,7 +42,7 @@ pub use model::{
     meta_keys, Appended, BreakKind, ChainBreak, CommandMeta, IdempotencyState, LogQuery,
     StoredEvent, VerifyReport,
 };
-pub use read::{event_from_pg, event_from_sqlite, LogPager, DEFAULT_PAGE, MAX_PAGE};
+pub use read::{LogPager, DEFAULT_PAGE, MAX_PAGE};
 pub use sql::{event_from_row, EventRow, EVENT_COLUMNS};
 pub use store::{
     Backend, DbPool, Store, StoreOptions, APPEND_LOCK_KEY, DEFAULT_DATABASE_URL, SEAL_LOCK_KEY,

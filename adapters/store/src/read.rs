@@ -9,8 +9,6 @@
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use futures::TryStreamExt;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
 use crate::model::{LogQuery, StoredEvent};
@@ -27,16 +25,6 @@ const HISTORY_TYPES: [&str; 2] = [
     <domain::event::VleEvent as Aggregate>::TYPE,
     <domain::moodle_sync::MoodleSync as Aggregate>::TYPE,
 ];
-
-/// [`event_from_row`] for a SQLite row (kept for crates that name the backend).
-pub fn event_from_sqlite(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    event_from_row(row)
-}
-
-/// [`event_from_row`] for a PostgreSQL row (kept for crates that name the backend).
-pub fn event_from_pg(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    event_from_row(row)
-}
 
 /// A bound parameter of a dynamically built query.
 enum Param {

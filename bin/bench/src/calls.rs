@@ -184,10 +184,26 @@ async fn measure(db: &BenchDb, quick: bool) -> anyhow::Result<Table> {
     result
 }
 
+/// A worker on the simulator, with its own Moodle client (the benchmark chooses its settings, as
+/// the demo does; no scheduled reconcile).
+pub fn worker(
+    store: &Store,
+    sim: &SimHandle,
+    config: saga::SagaConfig,
+) -> anyhow::Result<saga::Worker> {
+    let settings = settings(sim)?;
+    let client = moodle::MoodleClient::new(&settings)?;
+    Ok(saga::Worker::new(
+        store.clone(),
+        Some(client),
+        settings.saga(),
+        config,
+    ))
+}
+
 async fn measure_with(store: &Store, sim: &SimHandle, quick: bool) -> anyhow::Result<Table> {
-    let mut config = saga_config();
-    config.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())?;
-    let worker = saga::Worker::from_moodle_settings(store.clone(), &settings(sim)?, config)?;
+    let config = saga_config();
+    let worker = worker(store, sim, config)?;
     put_environment(store).await?;
     pass(&worker).await?;
     let mut table = Table::new(&[

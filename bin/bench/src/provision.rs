@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use moodle_sim::{Faults, SimConfig, SimHandle, Simulator};
 use store::Store;
 
-use crate::calls::{deploy, people, put_environment, saga_config, settings};
+use crate::calls::{deploy, people, put_environment, saga_config, worker};
 use crate::db::BenchDb;
 use crate::report::{Section, Table};
 use crate::stats::thousands;
@@ -72,10 +72,9 @@ async fn measure_with(
         let id = uuid::Uuid::new_v4().to_string();
         deploy(store, &id, people(&format!("prov{e}"), PARTICIPANTS)).await?;
     }
-    let mut config = saga_config();
-    config.reconcile = saga::ReconcileSchedule::from_lookup(|k| std::env::var(k).ok())?;
+    let config = saga_config();
     let concurrency = config.concurrency.max(1);
-    let worker = saga::Worker::from_moodle_settings(store.clone(), &settings(sim)?, config)?;
+    let worker = worker(store, sim, config)?;
     sim.reset_calls();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     eprintln!("   provisioning (concurrency {concurrency})");

@@ -80,6 +80,15 @@ pub fn moodle_client(all: &Settings) -> anyhow::Result<Option<moodle::MoodleClie
         .context("building the Moodle client")
 }
 
+/// `enabled` or `disabled`, for the start-up log lines.
+fn moodle_state(all: &Settings) -> &'static str {
+    if all.moodle.enabled {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
 pub fn build_worker(
     store: &store::Store,
     all: &Settings,
@@ -105,11 +114,7 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("{notice}");
     tracing::info!(
         store = store.backend().as_str(),
-        moodle = if settings.enabled {
-            "enabled"
-        } else {
-            "disabled"
-        },
+        moodle = moodle_state(all),
         "openvle-moodle listening on http://{}",
         args.listen
     );
@@ -166,16 +171,11 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run_worker(all: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
-    let settings = &all.moodle;
     let store = open_store(all).await?;
     let worker = build_worker(&store, all, moodle_client(all)?, &args);
     tracing::info!(
         store = store.backend().as_str(),
-        moodle = if settings.enabled {
-            "enabled"
-        } else {
-            "disabled"
-        },
+        moodle = moodle_state(all),
         "Moodle worker started"
     );
     worker
