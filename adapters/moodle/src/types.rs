@@ -84,6 +84,10 @@ pub struct Course {
     /// idnumber (managers only).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub idnumber: Option<String>,
+    /// The enabled enrolment methods (`["manual"]`). Empty on the skeleton a duplication
+    /// inserts before its restore (observed on 4.4), hence a sign that the course is whole.
+    #[serde(default)]
+    pub enrollmentmethods: Vec<String>,
 }
 
 #[derive(Deserialize)]

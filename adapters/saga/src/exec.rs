@@ -25,7 +25,7 @@ mod course;
 mod enrol;
 mod users;
 
-use course::{adopted_course, ensure_course, waiting_reason};
+use course::{adopt_when_whole, adopted_course, ensure_course, waiting_reason};
 pub(crate) use course::{find_course, StepContext};
 
 /// A Moodle error as the saga's outcome policy reads it.
@@ -180,10 +180,10 @@ pub(crate) async fn run_step(
             in_flight,
         } => match find_course(client, shortname).await {
             // Adopted: the next plan deletes it.
-            Ok(Some(course)) => {
-                out.facts
-                    .extend(adopted_course(&course, *template_course_id, cause.event_id))
-            }
+            // A skeleton still restoring is not deleted under the restore's feet.
+            Ok(Some(course)) => adopt_when_whole(ctx, &course, in_flight.as_ref(), &mut out, |c| {
+                adopted_course(c, *template_course_id, cause.event_id)
+            }),
             Ok(None) => match ctx.no_course_yet(in_flight.as_ref()) {
                 // The course may still land: deleting "nothing" now would leave it behind.
                 NoCourseYet::WaitUntil(at) => {

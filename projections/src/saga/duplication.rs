@@ -10,6 +10,15 @@
 //!
 //! The saga therefore records `CourseDuplicationStarted` before every call, and these rules
 //! decide what a worker does when the course is not (yet) in Moodle.
+//!
+//! A look-up may also find the course *too early*: after the backup, `restore_dbops::
+//! create_new_course()` inserts a hidden skeleton with the requested names and no enrolment
+//! method, and the call sets the names and the visibility asked for only once the restore is
+//! over (the phases are in the simulator's `functions/duplicate.rs`, as the lab showed them).
+//! Adopting the skeleton would record it hidden, and the end of the call would then show the
+//! course of an ended event again. A found course is therefore adopted only once it has its
+//! enrolment methods (the restore's `restore_default_enrolments_step` adds them), or once no
+//! duplication of this event can still be running ([`when_course_found`]).
 
 use std::time::Duration;
 
@@ -52,6 +61,44 @@ pub fn when_no_course(
     }
 }
 
+/// What to do about a course that a look-up by shortname found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundCourse {
+    /// The course is whole: record it as the event's.
+    Adopt,
+    /// It may be the skeleton of a duplication still restoring: look again at this time (ms).
+    LookAgainAt(i64),
+}
+
+/// How often a skeleton is looked at again: a fortieth of the landing window, between one and
+/// thirty seconds (a small template's restore takes well under a second, a large one minutes).
+pub fn recheck_interval_ms(window_ms: i64) -> i64 {
+    (window_ms / 40).clamp(1_000, 30_000)
+}
+
+/// The rule: a course with an enrolment method is whole; one without is a skeleton while a
+/// duplication announced less than `window_ms` ago may still be running, and whole after that
+/// (a site that adds no enrolment method to new courses, or a restore that died halfway: the
+/// enrolments then fail with a reason an operator can act on).
+pub fn when_course_found(
+    has_enrolment_methods: bool,
+    announced: Option<&DuplicationStarted>,
+    now_ms: i64,
+    window_ms: i64,
+) -> FoundCourse {
+    if has_enrolment_methods {
+        return FoundCourse::Adopt;
+    }
+    match when_no_course(announced, now_ms, window_ms) {
+        NoCourseYet::WaitUntil(until) => FoundCourse::LookAgainAt(
+            now_ms
+                .saturating_add(recheck_interval_ms(window_ms))
+                .min(until),
+        ),
+        NoCourseYet::Announce => FoundCourse::Adopt,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +130,48 @@ mod tests {
         assert_eq!(
             when_no_course(Some(&at(1_000)), 5_000, 600_000),
             NoCourseYet::WaitUntil(601_000)
+        );
+    }
+
+    #[test]
+    fn a_whole_course_is_adopted_at_once() {
+        assert_eq!(
+            when_course_found(true, Some(&at(1_000)), 2_000, 600_000),
+            FoundCourse::Adopt
+        );
+        assert_eq!(
+            when_course_found(true, None, 2_000, 600_000),
+            FoundCourse::Adopt
+        );
+    }
+
+    #[test]
+    fn a_skeleton_is_looked_at_again_while_its_duplication_may_run() {
+        assert_eq!(
+            when_course_found(false, Some(&at(1_000)), 2_000, 600_000),
+            FoundCourse::LookAgainAt(2_000 + 15_000)
+        );
+        // Never past the end of the window, never sooner than a second.
+        assert_eq!(
+            when_course_found(false, Some(&at(1_000)), 600_500, 600_000),
+            FoundCourse::LookAgainAt(601_000)
+        );
+        assert_eq!(
+            when_course_found(false, Some(&at(0)), 0, 6_000),
+            FoundCourse::LookAgainAt(1_000)
+        );
+        assert_eq!(recheck_interval_ms(i64::MAX), 30_000);
+    }
+
+    #[test]
+    fn a_course_without_methods_is_whole_once_no_duplication_can_run() {
+        assert_eq!(
+            when_course_found(false, Some(&at(1_000)), 601_000, 600_000),
+            FoundCourse::Adopt
+        );
+        assert_eq!(
+            when_course_found(false, None, 601_000, 600_000),
+            FoundCourse::Adopt
         );
     }
 

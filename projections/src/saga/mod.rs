@@ -37,7 +37,10 @@ pub mod settings;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
-pub use duplication::{landing_window, when_no_course, NoCourseYet};
+pub use duplication::{
+    landing_window, recheck_interval_ms, when_course_found, when_no_course, FoundCourse,
+    NoCourseYet,
+};
 pub use observe::{
     to_observe, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment, Reconciliation,
 };

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use domain::moodle_sync::MoodleSyncEvent;
 use moodle::{CourseField, DuplicateCourse, MoodleClient, MoodleError};
-use projections::saga::{when_no_course, EnsureCourse, NoCourseYet};
+use projections::saga::{
+    when_course_found, when_no_course, EnsureCourse, FoundCourse, NoCourseYet,
+};
 use uuid::Uuid;
 
 use projections::saga::Failure;
@@ -57,13 +59,55 @@ impl StepContext {
             .unwrap_or(false)
     }
 
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.duplication_window.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// What to do about a course a look-up did not find.
     pub(super) fn no_course_yet(
         &self,
         in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
     ) -> NoCourseYet {
-        let window = i64::try_from(self.duplication_window.as_millis()).unwrap_or(i64::MAX);
-        when_no_course(in_flight, now_ms(), window)
+        when_no_course(in_flight, now_ms(), self.window_ms())
+    }
+
+    /// What to do about a course a look-up found: adopt it, or look again if it may be the
+    /// skeleton of a duplication still restoring (`projections::saga::duplication`).
+    pub(super) fn found_course(
+        &self,
+        course: &moodle::Course,
+        in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
+    ) -> FoundCourse {
+        when_course_found(
+            !course.enrollmentmethods.is_empty(),
+            in_flight,
+            now_ms(),
+            self.window_ms(),
+        )
+    }
+}
+
+/// Adopts `course` (`adopt`: the facts that record it) unless it may still be restoring.
+pub(super) fn adopt_when_whole(
+    ctx: &StepContext,
+    course: &moodle::Course,
+    in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
+    out: &mut Outcome,
+    adopt: impl FnOnce(&moodle::Course) -> Vec<MoodleSyncEvent>,
+) {
+    match ctx.found_course(course, in_flight) {
+        FoundCourse::Adopt => out.facts.extend(adopt(course)),
+        FoundCourse::LookAgainAt(at) => {
+            let secs = (at - now_ms()).max(0) / 1000;
+            out.wait_until = Some((
+                at,
+                format!(
+                    "course {} ({}) has no enrolment method yet: it is the skeleton of a \
+                     duplication still restoring; looking again in {secs} s",
+                    course.id, course.shortname
+                ),
+            ));
+        }
     }
 }
 
@@ -141,7 +185,7 @@ pub(super) async fn ensure_course(
     if !own_call_due {
         match find_course(client, &e.shortname).await {
             Ok(Some(course)) => {
-                out.facts.extend(adopted(e, &course));
+                adopt_when_whole(ctx, &course, e.in_flight.as_ref(), out, |c| adopted(e, c));
                 return;
             }
             Ok(None) => {}
@@ -189,7 +233,9 @@ pub(super) async fn ensure_course(
         Err(err) if err.outcome_unknown() || err.errorcode() == Some("shortnametaken") => {
             // Moodle creates the course (with our shortname) before restoring into it: look again.
             match find_course(client, &e.shortname).await {
-                Ok(Some(course)) => out.facts.extend(adopted(e, &course)),
+                Ok(Some(course)) => {
+                    adopt_when_whole(ctx, &course, e.in_flight.as_ref(), out, |c| adopted(e, c))
+                }
                 Ok(None) if err.errorcode() == Some("shortnametaken") => out.fail(Failure::permanent(
                     "shortnametaken",
                     format!(

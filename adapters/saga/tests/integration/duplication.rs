@@ -191,3 +191,88 @@ async fn a_deleted_event_waits_for_a_duplication_in_flight_before_saying_nothing
         .collect();
     assert!(!types.iter().any(|t| t == "CourseAbsent"), "{types:?}");
 }
+
+/// The skeleton a duplication inserts before its restore (hidden, the requested names, no
+/// enrolment method: observed on the lab), left by a process killed mid-call.
+fn skeleton(env: &Env, shortname: &str) -> i64 {
+    env.sim.with_state(|s| {
+        let id = s.next_course_id;
+        s.next_course_id += 1;
+        s.courses.insert(
+            id,
+            SimCourse {
+                id,
+                shortname: shortname.into(),
+                fullname: "Event".into(),
+                categoryid: moodle_sim::EVENTS_CATEGORY_ID,
+                visible: false,
+                idnumber: String::new(),
+                manual_enrol: false,
+            },
+        );
+        id
+    })
+}
+
+/// The end of that duplication's call: the requested visibility and the enrolment method.
+fn restored(env: &Env, id: i64) {
+    env.sim.with_state(|s| {
+        let c = s.courses.get_mut(&id).unwrap();
+        c.visible = true;
+        c.manual_enrol = true;
+    });
+}
+
+/// Seen in CI (seed 7 of the SIGKILL run): a restarted worker adopted the skeleton of the
+/// killed process's duplication, recorded it hidden, and the end of the duplication showed the
+/// course of an ended event again. A skeleton is looked at again until it is whole.
+#[tokio::test]
+async fn a_skeleton_is_not_adopted_until_its_restore_ends() {
+    let env = sqlite_env(Faults::default()).await;
+    deployed(&env, "e5").await;
+    env.event("e5", domain::event::EventCommand::End).await;
+    announced_by_a_dead_process(&env, "e5", now_ms()).await;
+    let course = skeleton(&env, "ovle-e5");
+    let w = worker_with_window(&env, Duration::from_secs(600));
+    w.feed().await.unwrap();
+    let state = w.process_event("e5").await.unwrap().unwrap();
+    assert!(!state.parked && !state.done, "{state:?}");
+    let reason = state.reason.unwrap_or_default();
+    assert!(reason.contains("skeleton"), "{reason}");
+    let sync = recorded(&env, "e5").await;
+    assert_eq!(sync.course_id, None, "the skeleton is not adopted");
+    assert_eq!(sync.attempts, 0, "waiting is not a failure");
+
+    restored(&env, course);
+    let state = w.process_event("e5").await.unwrap().unwrap();
+    assert!(state.done, "{state:?}");
+    let sync = recorded(&env, "e5").await;
+    assert_eq!(sync.course_id, Some(course));
+    assert_eq!(duplications(&env), 0, "adopted, never made again");
+    let visible = env.sim.with_state(|s| s.courses[&course].visible);
+    assert!(!visible, "the ended event's course is hidden once whole");
+}
+
+/// A deleted event's skeleton is not deleted under its restore's feet either.
+#[tokio::test]
+async fn a_skeleton_is_not_deleted_while_its_restore_runs() {
+    let env = sqlite_env(Faults::default()).await;
+    deployed(&env, "e6").await;
+    announced_by_a_dead_process(&env, "e6", now_ms()).await;
+    let course = skeleton(&env, "ovle-e6");
+    env.event("e6", domain::event::EventCommand::Delete).await;
+    let settings = saga::SagaSettings {
+        delete_course_on_event_delete: true,
+        ..settings()
+    };
+    let w = worker_with(&env, Duration::from_secs(600), settings);
+    w.feed().await.unwrap();
+    let state = w.process_event("e6").await.unwrap().unwrap();
+    assert!(!state.done, "{state:?}");
+    assert!(env.sim.with_state(|s| s.courses.contains_key(&course)));
+
+    restored(&env, course);
+    let state = w.process_event("e6").await.unwrap().unwrap();
+    assert!(state.done, "{state:?}");
+    assert!(!env.sim.with_state(|s| s.courses.contains_key(&course)));
+}
