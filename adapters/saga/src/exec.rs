@@ -25,7 +25,7 @@ mod course;
 mod enrol;
 mod users;
 
-use course::{adopt_when_whole, adopted_course, ensure_course, waiting_reason};
+use course::{adopt_when_whole, ensure_course, waiting_reason};
 pub(crate) use course::{find_course, StepContext};
 
 /// A Moodle error as the saga's outcome policy reads it.
@@ -181,9 +181,14 @@ pub(crate) async fn run_step(
         } => match find_course(client, shortname).await {
             // Adopted: the next plan deletes it.
             // A skeleton still restoring is not deleted under the restore's feet.
-            Ok(Some(course)) => adopt_when_whole(ctx, &course, in_flight.as_ref(), &mut out, |c| {
-                adopted_course(c, *template_course_id, cause.event_id)
-            }),
+            Ok(Some(course)) => adopt_when_whole(
+                ctx,
+                &course,
+                in_flight.as_ref(),
+                *template_course_id,
+                cause.event_id,
+                &mut out,
+            ),
             Ok(None) => match ctx.no_course_yet(in_flight.as_ref()) {
                 // The course may still land: deleting "nothing" now would leave it behind.
                 NoCourseYet::WaitUntil(at) => {

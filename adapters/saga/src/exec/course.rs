@@ -70,33 +70,23 @@ impl StepContext {
     ) -> NoCourseYet {
         when_no_course(in_flight, now_ms(), self.window_ms())
     }
-
-    /// What to do about a course a look-up found: adopt it, or look again if it may be the
-    /// skeleton of a duplication still restoring (`projections::saga::duplication`).
-    pub(super) fn found_course(
-        &self,
-        course: &moodle::Course,
-        in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
-    ) -> FoundCourse {
-        when_course_found(
-            !course.enrollmentmethods.is_empty(),
-            in_flight,
-            now_ms(),
-            self.window_ms(),
-        )
-    }
 }
 
-/// Adopts `course` (`adopt`: the facts that record it) unless it may still be restoring.
+/// Adopts `course` as the event's unless it may be the skeleton of a duplication still
+/// restoring (`projections::saga::duplication`): then it is looked at again.
 pub(super) fn adopt_when_whole(
     ctx: &StepContext,
     course: &moodle::Course,
     in_flight: Option<&domain::moodle_sync::DuplicationStarted>,
+    template_course_id: i64,
+    cause: Uuid,
     out: &mut Outcome,
-    adopt: impl FnOnce(&moodle::Course) -> Vec<MoodleSyncEvent>,
 ) {
-    match ctx.found_course(course, in_flight) {
-        FoundCourse::Adopt => out.facts.extend(adopt(course)),
+    let whole = !course.enrollmentmethods.is_empty();
+    match when_course_found(whole, in_flight, now_ms(), ctx.window_ms()) {
+        FoundCourse::Adopt => out
+            .facts
+            .extend(adopted_course(course, template_course_id, cause)),
         FoundCourse::LookAgainAt(at) => {
             let secs = (at - now_ms()).max(0) / 1000;
             out.wait_until = Some((
@@ -136,11 +126,13 @@ fn course_fullname(name: &str) -> String {
     }
 }
 
-fn adopted(e: &EnsureCourse, course: &moodle::Course) -> Vec<MoodleSyncEvent> {
-    adopted_course(course, e.template_course_id, e.cause.event_id)
+/// [`adopt_when_whole`] for the course of `e`.
+fn adopt(ctx: &StepContext, e: &EnsureCourse, course: &moodle::Course, out: &mut Outcome) {
+    let (template, cause) = (e.template_course_id, e.cause.event_id);
+    adopt_when_whole(ctx, course, e.in_flight.as_ref(), template, cause, out);
 }
 
-pub(super) fn adopted_course(
+fn adopted_course(
     course: &moodle::Course,
     template_course_id: i64,
     cause: uuid::Uuid,
@@ -185,7 +177,7 @@ pub(super) async fn ensure_course(
     if !own_call_due {
         match find_course(client, &e.shortname).await {
             Ok(Some(course)) => {
-                adopt_when_whole(ctx, &course, e.in_flight.as_ref(), out, |c| adopted(e, c));
+                adopt(ctx, e, &course, out);
                 return;
             }
             Ok(None) => {}
@@ -233,9 +225,7 @@ pub(super) async fn ensure_course(
         Err(err) if err.outcome_unknown() || err.errorcode() == Some("shortnametaken") => {
             // Moodle creates the course (with our shortname) before restoring into it: look again.
             match find_course(client, &e.shortname).await {
-                Ok(Some(course)) => {
-                    adopt_when_whole(ctx, &course, e.in_flight.as_ref(), out, |c| adopted(e, c))
-                }
+                Ok(Some(course)) => adopt(ctx, e, &course, out),
                 Ok(None) if err.errorcode() == Some("shortnametaken") => out.fail(Failure::permanent(
                     "shortnametaken",
                     format!(
