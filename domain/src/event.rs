@@ -11,7 +11,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 
 use crate::environment::Environment;
-use crate::participant::{non_blank, Participant, ParticipantInput, MAX_PARTICIPANTS};
+use crate::participant::{
+    non_blank, Participant, ParticipantInput, ParticipantPatch, MAX_PARTICIPANTS,
+};
 use crate::DomainError;
 
 /// Where an OpenVLE event is in its life.
@@ -67,6 +69,11 @@ pub enum EventCommand {
     RemoveParticipant {
         participant_id: String,
     },
+    /// Correct a participant's data or change their role (a JSON merge patch).
+    ChangeParticipant {
+        participant_id: String,
+        patch: ParticipantPatch,
+    },
     End,
     Delete,
 }
@@ -88,6 +95,11 @@ pub enum EventEvent {
     ParticipantRemoved {
         participant: Participant,
     },
+    /// A participant's data or role changed; the same person (the Moodle account stays linked).
+    ParticipantChanged {
+        before: Participant,
+        after: Participant,
+    },
     Ended,
     Deleted,
 }
@@ -98,6 +110,7 @@ impl DomainEvent for EventEvent {
             EventEvent::Deployed { .. } => "Deployed",
             EventEvent::ParticipantAdded { .. } => "ParticipantAdded",
             EventEvent::ParticipantRemoved { .. } => "ParticipantRemoved",
+            EventEvent::ParticipantChanged { .. } => "ParticipantChanged",
             EventEvent::Ended => "Ended",
             EventEvent::Deleted => "Deleted",
         }
@@ -201,6 +214,32 @@ impl VleEvent {
                     None => Err(DomainError::ParticipantNotFound(participant_id)),
                 }
             }
+            EventCommand::ChangeParticipant {
+                participant_id,
+                patch,
+            } => {
+                self.require_active()?;
+                let Some(before) = self.participant(&participant_id) else {
+                    return Err(DomainError::ParticipantNotFound(participant_id));
+                };
+                let after = patch.apply(before)?;
+                let email = after.email.to_lowercase();
+                if self
+                    .participants
+                    .iter()
+                    .any(|q| q.id != after.id && q.email.to_lowercase() == email)
+                {
+                    return Err(DomainError::DuplicateEmail(after.email));
+                }
+                // A patch that changes nothing records nothing (a retried request is a no-op).
+                if &after == before {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![EventEvent::ParticipantChanged {
+                    before: before.clone(),
+                    after,
+                }])
+            }
             EventCommand::End => {
                 self.require_active()?;
                 Ok(vec![EventEvent::Ended])
@@ -252,6 +291,11 @@ impl Aggregate for VleEvent {
             EventEvent::ParticipantAdded { participant } => self.participants.push(participant),
             EventEvent::ParticipantRemoved { participant } => {
                 self.participants.retain(|p| p.id != participant.id)
+            }
+            EventEvent::ParticipantChanged { after, .. } => {
+                if let Some(p) = self.participants.iter_mut().find(|p| p.id == after.id) {
+                    *p = after;
+                }
             }
             EventEvent::Ended => self.status = Status::Ended,
             EventEvent::Deleted => self.status = Status::Deleted,

@@ -46,6 +46,10 @@ pub struct ParticipantInput {
     pub first_name: String,
     pub last_name: String,
     pub role: String,
+    /// A student or staff number (Moodle's `idnumber`), what `MOODLE_USER_MATCH_FIELD=idnumber`
+    /// matches on.
+    #[serde(default)]
+    pub idnumber: Option<String>,
 }
 
 /// A validated participant, as the log stores it.
@@ -58,6 +62,8 @@ pub struct Participant {
     pub first_name: String,
     pub last_name: String,
     pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idnumber: Option<String>,
 }
 
 impl ParticipantInput {
@@ -75,6 +81,10 @@ impl ParticipantInput {
         let first_name = non_blank("participant.first_name", &self.first_name, 100)?;
         let last_name = non_blank("participant.last_name", &self.last_name, 100)?;
         let role = Role::parse(&self.role)?;
+        let idnumber = match self.idnumber {
+            None => None,
+            Some(n) => Some(non_blank("participant.idnumber", &n, MAX_IDNUMBER_LEN)?),
+        };
         Ok(Participant {
             id,
             email,
@@ -82,7 +92,58 @@ impl ParticipantInput {
             first_name,
             last_name,
             role,
+            idnumber,
         })
+    }
+}
+
+/// Moodle's longest `user.idnumber`.
+pub const MAX_IDNUMBER_LEN: usize = 255;
+
+/// A JSON merge patch (RFC 7396) of a participant: an absent field is kept, a present one
+/// replaces it, `null` clears the optional `username` and `idnumber`. The id never changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantPatch {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub idnumber: Option<Option<String>>,
+}
+
+/// A field that is present (`Some`), as `null` (`Some(None)`) or a value; absent stays `None`
+/// through `#[serde(default)]`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl ParticipantPatch {
+    /// The participant this patch makes of `current`, checked by the same rules as a new one.
+    pub fn apply(self, current: &Participant) -> Result<Participant, DomainError> {
+        ParticipantInput {
+            id: current.id.clone(),
+            email: self.email.unwrap_or_else(|| current.email.clone()),
+            username: self.username.unwrap_or_else(|| current.username.clone()),
+            first_name: self.first_name.unwrap_or_else(|| current.first_name.clone()),
+            last_name: self.last_name.unwrap_or_else(|| current.last_name.clone()),
+            role: self
+                .role
+                .unwrap_or_else(|| current.role.as_str().to_string()),
+            idnumber: self.idnumber.unwrap_or_else(|| current.idnumber.clone()),
+        }
+        .validate()
     }
 }
 
@@ -227,6 +288,7 @@ mod tests {
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             role: "student".into(),
+            idnumber: None,
         }
     }
 
@@ -284,5 +346,31 @@ mod tests {
         let mut p = input();
         p.id = "x".repeat(256);
         assert_eq!(p.validate().unwrap_err().code(), "invalid_field");
+        let mut p = input();
+        p.idnumber = Some(" S-1234 ".into());
+        assert_eq!(p.validate().unwrap().idnumber.as_deref(), Some("S-1234"));
+        let mut p = input();
+        p.idnumber = Some("  ".into());
+        assert_eq!(p.validate().unwrap_err().code(), "invalid_field");
+    }
+
+    #[test]
+    fn a_merge_patch_keeps_replaces_and_clears() {
+        let mut i = input();
+        i.username = Some("ada".into());
+        i.idnumber = Some("S1".into());
+        let current = i.validate().unwrap();
+        let patch: ParticipantPatch =
+            serde_json::from_str(r#"{"role":"instructor","username":null,"email":"a@x.org"}"#)
+                .unwrap();
+        let after = patch.apply(&current).unwrap();
+        assert_eq!(after.role, Role::Instructor);
+        assert_eq!(after.username, None);
+        assert_eq!(after.email, "a@x.org");
+        assert_eq!(after.idnumber.as_deref(), Some("S1"));
+        assert_eq!(after.first_name, "Ada");
+        let bad: ParticipantPatch = serde_json::from_str(r#"{"email":"nope"}"#).unwrap();
+        assert_eq!(bad.apply(&current).unwrap_err().code(), "invalid_email");
+        assert!(serde_json::from_str::<ParticipantPatch>(r#"{"id":"p9"}"#).is_err());
     }
 }

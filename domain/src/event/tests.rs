@@ -17,6 +17,7 @@ fn env(template: Option<i64>) -> Environment {
 
 fn input(id: &str, email: &str, role: &str) -> ParticipantInput {
     ParticipantInput {
+        idnumber: None,
         id: id.into(),
         email: email.into(),
         username: None,
@@ -28,6 +29,7 @@ fn input(id: &str, email: &str, role: &str) -> ParticipantInput {
 
 fn participant(id: &str, email: &str, role: Role) -> Participant {
     Participant {
+        idnumber: None,
         id: id.into(),
         email: email.into(),
         username: None,
@@ -203,6 +205,60 @@ async fn a_removed_participant_may_come_back() {
         .then_expect_events(vec![EventEvent::ParticipantAdded {
             participant: participant("p1", "ada@example.org", Role::Student),
         }]);
+}
+
+#[tokio::test]
+async fn a_participant_changes_by_a_merge_patch() {
+    let patch = |json: &str| EventCommand::ChangeParticipant {
+        participant_id: "p1".into(),
+        patch: serde_json::from_str(json).unwrap(),
+    };
+    let mut after = participant("p1", "ada@uni.example", Role::Student);
+    after.idnumber = Some("S-1".into());
+    Ev::with(())
+        .given(vec![deployed()])
+        .when_async(patch(
+            r#"{"role":"student","email":"ada@uni.example","idnumber":"S-1"}"#,
+        ))
+        .await
+        .then_expect_events(vec![EventEvent::ParticipantChanged {
+            before: participant("p1", "ada@example.org", Role::Instructor),
+            after,
+        }]);
+    // Nothing changed: nothing recorded.
+    Ev::with(())
+        .given(vec![deployed()])
+        .when_async(patch(r#"{"role":"instructor"}"#))
+        .await
+        .then_expect_events(vec![]);
+    Ev::with(())
+        .given(vec![deployed()])
+        .when_async(patch(r#"{"role":"teacher"}"#))
+        .await
+        .then_expect_error(DomainError::UnknownRole("teacher".into()));
+    Ev::with(())
+        .given(vec![
+            deployed(),
+            EventEvent::ParticipantAdded {
+                participant: participant("p2", "b@example.org", Role::Student),
+            },
+        ])
+        .when_async(patch(r#"{"email":"B@example.org"}"#))
+        .await
+        .then_expect_error(DomainError::DuplicateEmail("B@example.org".into()));
+    Ev::with(())
+        .given(vec![deployed()])
+        .when_async(EventCommand::ChangeParticipant {
+            participant_id: "nobody".into(),
+            patch: ParticipantPatch::default(),
+        })
+        .await
+        .then_expect_error(DomainError::ParticipantNotFound("nobody".into()));
+    Ev::with(())
+        .given(vec![deployed(), EventEvent::Ended])
+        .when_async(patch(r#"{"role":"student"}"#))
+        .await
+        .then_expect_error(DomainError::EventEnded("ev-1".into()));
 }
 
 #[tokio::test]
