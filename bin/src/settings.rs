@@ -48,7 +48,7 @@ pub const MOODLE: &[MoodleVar] = &[
     ),
     var(
         "MOODLE_USER_MATCH_FIELD",
-        "Account field that identifies a participant: email (default) or username",
+        "Account field that identifies a participant: email (default), username or idnumber",
     ),
     var(
         "MOODLE_DELETE_COURSE_ON_EVENT_DELETE",
@@ -66,6 +66,22 @@ pub const MOODLE: &[MoodleVar] = &[
     var(
         "MOODLE_NEW_USER_AUTH",
         "Auth plugin of new accounts (default manual)",
+    ),
+    var(
+        "MOODLE_NEW_USER_PASSWORD",
+        "New accounts' password: email (Moodle makes and mails one, default) or none (single sign-on)",
+    ),
+    var(
+        "MOODLE_USERNAME_SOURCE",
+        "New accounts' username: username (the participant's, else the email's local part; default), email or email_local_part",
+    ),
+    var(
+        "MOODLE_USERNAME_COLLISION",
+        "A derived username another account holds: suffix (default) or park",
+    ),
+    var(
+        "MOODLE_UPDATE_ACCOUNTS",
+        "Write a participant's changed name, email or idnumber to their Moodle account (default false)",
     ),
     var(
         "MOODLE_ALLOW_INSECURE_HTTP",

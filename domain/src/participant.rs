@@ -136,7 +136,9 @@ impl ParticipantPatch {
             id: current.id.clone(),
             email: self.email.unwrap_or_else(|| current.email.clone()),
             username: self.username.unwrap_or_else(|| current.username.clone()),
-            first_name: self.first_name.unwrap_or_else(|| current.first_name.clone()),
+            first_name: self
+                .first_name
+                .unwrap_or_else(|| current.first_name.clone()),
             last_name: self.last_name.unwrap_or_else(|| current.last_name.clone()),
             role: self
                 .role

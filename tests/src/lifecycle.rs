@@ -75,6 +75,7 @@ impl Person {
 
     pub fn input(&self) -> ParticipantInput {
         ParticipantInput {
+            idnumber: None,
             id: self.id.clone(),
             email: self.email.clone(),
             username: None,

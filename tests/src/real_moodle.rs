@@ -105,6 +105,7 @@ impl RealMoodle {
         let created = self
             .client()
             .create_users(&[NewUser {
+                idnumber: None,
                 username: username.into(),
                 firstname: "Pre".into(),
                 lastname: "Existing".into(),

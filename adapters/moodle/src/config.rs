@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
-pub use domain::settings::{RemovalMode, UserMatchField};
+pub use domain::settings::{
+    is_internal_auth, NewUserPassword, RemovalMode, UserMatchField, UsernameCollision,
+    UsernameSource,
+};
 
 /// A configuration problem, always naming the variable concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +24,14 @@ pub enum ConfigError {
         expected: &'static str,
         /// The offending value (never a token: the token is not validated beyond presence).
         got: String,
+    },
+    /// Two settings that cannot go together.
+    #[error("{var}: {reason}")]
+    Conflict {
+        /// Variable name.
+        var: &'static str,
+        /// Why, and what to change.
+        reason: String,
     },
     /// A variable required when Moodle is enabled.
     #[error("{var} is required when MOODLE_ENABLED is true")]
@@ -45,7 +56,7 @@ pub struct MoodleSettings {
     pub url: Option<String>,
     /// MOODLE_TOKEN.
     pub token: Option<Secret>,
-    /// MOODLE_USER_MATCH_FIELD: `email` (default) or `username`.
+    /// MOODLE_USER_MATCH_FIELD: `email` (default), `username` or `idnumber`.
     pub user_match_field: UserMatchField,
     /// MOODLE_COURSE_CATEGORY_ID: where event courses are created.
     pub course_category_id: Option<i64>,
@@ -59,6 +70,14 @@ pub struct MoodleSettings {
     pub removal_mode: RemovalMode,
     /// MOODLE_NEW_USER_AUTH (default `manual`).
     pub new_user_auth: String,
+    /// MOODLE_USERNAME_SOURCE (default `username`: the participant's, else the email's local part).
+    pub username_source: UsernameSource,
+    /// MOODLE_USERNAME_COLLISION (default `suffix`).
+    pub username_collision: UsernameCollision,
+    /// MOODLE_NEW_USER_PASSWORD (default `email`).
+    pub new_user_password: NewUserPassword,
+    /// MOODLE_UPDATE_ACCOUNTS (default false).
+    pub update_accounts: bool,
     /// MOODLE_ALLOW_INSECURE_HTTP (default false).
     pub allow_insecure_http: bool,
     /// MOODLE_TIMEOUT_SECS (default 30).
@@ -91,6 +110,10 @@ impl MoodleSettings {
             student_role_id: 5,
             removal_mode: RemovalMode::Unenrol,
             new_user_auth: "manual".to_string(),
+            username_source: UsernameSource::Username,
+            username_collision: UsernameCollision::Suffix,
+            new_user_password: NewUserPassword::Email,
+            update_accounts: false,
             allow_insecure_http: false,
             timeout: Duration::from_secs(30),
             duplicate_timeout: Duration::from_secs(600),
@@ -154,6 +177,30 @@ impl MoodleSettings {
             )?
             .unwrap_or_default(),
             new_user_auth: get("MOODLE_NEW_USER_AUTH").unwrap_or(d.new_user_auth),
+            username_source: opt(
+                get("MOODLE_USERNAME_SOURCE"),
+                "MOODLE_USERNAME_SOURCE",
+                UsernameSource::parse,
+            )?
+            .unwrap_or_default(),
+            username_collision: opt(
+                get("MOODLE_USERNAME_COLLISION"),
+                "MOODLE_USERNAME_COLLISION",
+                UsernameCollision::parse,
+            )?
+            .unwrap_or_default(),
+            new_user_password: opt(
+                get("MOODLE_NEW_USER_PASSWORD"),
+                "MOODLE_NEW_USER_PASSWORD",
+                NewUserPassword::parse,
+            )?
+            .unwrap_or_default(),
+            update_accounts: opt(
+                get("MOODLE_UPDATE_ACCOUNTS"),
+                "MOODLE_UPDATE_ACCOUNTS",
+                parse_bool,
+            )?
+            .unwrap_or(false),
             allow_insecure_http: opt(
                 get("MOODLE_ALLOW_INSECURE_HTTP"),
                 "MOODLE_ALLOW_INSECURE_HTTP",
@@ -184,6 +231,17 @@ impl MoodleSettings {
                 var: "MOODLE_NEW_USER_AUTH",
                 expected: "an auth plugin name such as manual, oauth2 or saml2",
                 got: auth.clone(),
+            });
+        }
+        if s.new_user_password == NewUserPassword::None && is_internal_auth(auth) {
+            return Err(ConfigError::Conflict {
+                var: "MOODLE_NEW_USER_PASSWORD",
+                reason: format!(
+                    "none cannot go with MOODLE_NEW_USER_AUTH={auth}: Moodle keeps the \
+                     passwords of {auth} accounts and refuses one created without a password; \
+                     use email, or a single sign-on auth plugin (oauth2, saml2, ldap, cas, \
+                     shibboleth)"
+                ),
             });
         }
         if let Some(url) = s.url.take() {
@@ -221,6 +279,10 @@ impl MoodleSettings {
             student_role_id: self.student_role_id,
             removal_mode: self.removal_mode,
             new_user_auth: self.new_user_auth.clone(),
+            username_source: self.username_source,
+            username_collision: self.username_collision,
+            new_user_password: self.new_user_password,
+            update_accounts: self.update_accounts,
         }
     }
 }

@@ -203,6 +203,8 @@ pub enum UserField {
     Username,
     /// User id.
     Id,
+    /// idnumber (exact, as stored).
+    Idnumber,
 }
 
 impl UserField {
@@ -212,6 +214,7 @@ impl UserField {
             UserField::Email => "email",
             UserField::Username => "username",
             UserField::Id => "id",
+            UserField::Idnumber => "idnumber",
         }
     }
 }
@@ -239,6 +242,9 @@ pub struct MoodleUser {
     /// Auth plugin.
     #[serde(default)]
     pub auth: Option<String>,
+    /// idnumber (absent when empty or hidden from the caller).
+    #[serde(default, deserialize_with = "de_opt_nonempty")]
+    pub idnumber: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +270,8 @@ pub struct NewUser {
     pub password: Option<Secret>,
     /// Let Moodle generate and email a password.
     pub createpassword: bool,
+    /// idnumber (a student or staff number), when the participant has one.
+    pub idnumber: Option<String>,
 }
 
 /// A created account.
@@ -297,6 +305,9 @@ pub struct EnrolledUser {
     /// Email.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub email: Option<String>,
+    /// idnumber (absent when empty or hidden from the caller).
+    #[serde(default, deserialize_with = "de_opt_nonempty")]
+    pub idnumber: Option<String>,
     /// Roles in the course.
     #[serde(default)]
     pub roles: Vec<Role>,
@@ -341,6 +352,10 @@ fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error
         serde_json::Value::String(s) => Some(!matches!(s.as_str(), "" | "0" | "false")),
         _ => None,
     })
+}
+
+fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(de_opt_string(d)?.filter(|s| !s.is_empty()))
 }
 
 fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -79,6 +79,36 @@ fn short(text: &str, max: usize) -> String {
     }
 }
 
+/// What differs between two versions of a participant, one `field a → b` per change.
+fn changes(before: &Participant, after: &Participant) -> Vec<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_string());
+    let mut out = Vec::new();
+    let mut diff = |field: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{field} {a} → {b}"));
+        }
+    };
+    diff(
+        "role",
+        before.role.as_str().into(),
+        after.role.as_str().into(),
+    );
+    diff(
+        "first name",
+        before.first_name.clone(),
+        after.first_name.clone(),
+    );
+    diff(
+        "last name",
+        before.last_name.clone(),
+        after.last_name.clone(),
+    );
+    diff("email", before.email.clone(), after.email.clone());
+    diff("username", opt(&before.username), opt(&after.username));
+    diff("idnumber", opt(&before.idnumber), opt(&after.idnumber));
+    out
+}
+
 fn event_sentence(e: EventEvent) -> String {
     match e {
         EventEvent::Deployed {
@@ -103,6 +133,13 @@ fn event_sentence(e: EventEvent) -> String {
         }
         EventEvent::ParticipantRemoved { participant } => {
             format!("participant {} removed", who(&participant))
+        }
+        EventEvent::ParticipantChanged { before, after } => {
+            format!(
+                "participant {} changed: {}",
+                before.id,
+                changes(&before, &after).join(", ")
+            )
         }
         EventEvent::Ended => "event ended".to_string(),
         EventEvent::Deleted => "event deleted".to_string(),

@@ -48,6 +48,7 @@ pub fn saga_config() -> saga::SagaConfig {
 pub fn people(tag: &str, n: usize) -> Vec<ParticipantInput> {
     (0..n)
         .map(|k| ParticipantInput {
+            idnumber: None,
             id: format!("p{k}"),
             email: format!("{tag}-p{k}@bench.example.org"),
             username: None,

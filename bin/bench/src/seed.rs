@@ -18,6 +18,7 @@ const INTERLEAVE: usize = 32;
 
 fn person(id: &str, role: Role) -> Participant {
     Participant {
+        idnumber: None,
         id: id.into(),
         email: format!("{id}@bench.example.org"),
         username: None,

@@ -119,6 +119,16 @@ impl Desired {
                 self.participants
                     .push(DesiredParticipant { participant, cause });
             }
+            EventEvent::ParticipantChanged { after, .. } => {
+                if let Some(p) = self
+                    .participants
+                    .iter_mut()
+                    .find(|p| p.participant.id == after.id)
+                {
+                    p.participant = after;
+                    p.cause = cause;
+                }
+            }
             EventEvent::ParticipantRemoved { participant } => {
                 self.participants
                     .retain(|p| p.participant.id != participant.id);

@@ -25,6 +25,8 @@ pub struct Account {
     pub username: String,
     /// Absent when the web-service user may not see emails.
     pub email: Option<String>,
+    /// Absent when empty or not shown to the web-service user.
+    pub idnumber: Option<String>,
 }
 
 /// What became of one participant to link.
@@ -41,9 +43,12 @@ pub enum Match {
     Refused(Refusal),
 }
 
-/// The match key as Moodle's answers are compared with it.
-fn norm(key: &str) -> String {
-    key.to_lowercase()
+/// The match key as Moodle's answers are compared with it (see [`UserMatchField::same`]).
+fn norm(field: UserMatchField, key: &str) -> String {
+    match field {
+        UserMatchField::Email | UserMatchField::Username => key.to_lowercase(),
+        UserMatchField::Idnumber => key.to_string(),
+    }
 }
 
 /// The keys of one batched look-up: each once, in a stable order.
@@ -60,8 +65,9 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
     let mut by_key: HashMap<String, Vec<&Account>> = HashMap::new();
     for account in found {
         let key = match field {
-            UserMatchField::Email => account.email.as_deref().map(norm),
-            UserMatchField::Username => Some(norm(&account.username)),
+            UserMatchField::Email => account.email.as_deref().map(|e| norm(field, e)),
+            UserMatchField::Username => Some(norm(field, &account.username)),
+            UserMatchField::Idnumber => account.idnumber.clone(),
         };
         if let Some(key) = key {
             let list = by_key.entry(key).or_default();
@@ -72,8 +78,12 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
     }
     users
         .iter()
-        .map(
-            |u| match by_key.get(&norm(&u.key)).map(Vec::as_slice).unwrap_or(&[]) {
+        .map(|u| {
+            match by_key
+                .get(&norm(field, &u.key))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
                 [one] => Match::Linked {
                     id: one.id,
                     username: one.username.clone(),
@@ -83,8 +93,8 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
                     Err(refusal) => Match::Refused(refusal.clone()),
                 },
                 many => Match::Ambiguous(many.iter().map(|a| a.id).collect()),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -150,17 +160,56 @@ pub fn refused(u: &UserToLink, refusal: &Refusal) -> MoodleSyncEvent {
     }
 }
 
-/// `u` is parked: Moodle refused to create its account (`code`, and Moodle's `errorcode`).
-pub fn creation_refused(u: &UserToLink, code: String, errorcode: Option<&str>) -> MoodleSyncEvent {
+/// `u` is parked: Moodle refused to create its account `username` (`code`, and Moodle's
+/// `errorcode`, which with debugging off does not say why). `by_username` and `by_email` are the
+/// accounts a look-up found holding the username and the email (case-insensitively): the reason
+/// names them (`username_taken`, `email_taken`); none are adopted.
+pub fn creation_refused(
+    u: &UserToLink,
+    username: &str,
+    code: String,
+    errorcode: Option<&str>,
+    by_username: &[Account],
+    by_email: &[Account],
+) -> MoodleSyncEvent {
+    let name = |a: &Account| {
+        format!(
+            "Moodle account {} ({}, email {})",
+            a.id,
+            a.username,
+            a.email.as_deref().unwrap_or("not shown")
+        )
+    };
+    let (code, why) = if let Some(a) = by_username.first() {
+        (
+            "username_taken".to_string(),
+            format!("the username belongs to {}", name(a)),
+        )
+    } else if let Some(a) = by_email.first() {
+        (
+            "email_taken".to_string(),
+            format!(
+                "the email belongs to {} (the site does not allow two accounts with one \
+                 email), whose {} is not this participant's {:?}",
+                name(a),
+                "match field",
+                u.key
+            ),
+        )
+    } else {
+        (
+            code,
+            "the username or the email may belong to another Moodle account".to_string(),
+        )
+    };
     MoodleSyncEvent::ParticipantParked {
         participant_id: u.participant_id.clone(),
         code,
         reason: format!(
-            "Moodle refused to create the account {:?} <{}> ({}): the username or the \
-             email may belong to another Moodle account; link or rename it, then resume",
-            u.new_username.as_deref().unwrap_or(""),
+            "Moodle refused to create the account {username:?} <{}> ({}): {why}; it is never \
+             adopted: correct the participant in OpenVLE or the account in Moodle, then resume",
             u.email,
-            errorcode.unwrap_or("invalid input")
+            errorcode.unwrap_or("invalid input"),
         ),
         caused_by: u.cause.event_id,
     }
@@ -175,12 +224,16 @@ mod tests {
 
     fn user(id: &str, key: &str) -> UserToLink {
         UserToLink {
+            idnumber: None,
             participant_id: id.into(),
             key: key.into(),
             email: key.into(),
             first_name: "F".into(),
             last_name: "L".into(),
-            new_username: Ok(key.to_lowercase()),
+            new_username: Ok(crate::saga::NewUsername {
+                name: key.to_lowercase(),
+                derived: false,
+            }),
             cause: Cause {
                 event_id: Uuid::from_u128(9),
                 sequence: 1,
@@ -190,6 +243,7 @@ mod tests {
 
     fn account(id: i64, username: &str, email: Option<&str>) -> Account {
         Account {
+            idnumber: None,
             id,
             username: username.into(),
             email: email.map(Into::into),
@@ -318,6 +372,8 @@ mod tests {
         let l = LinkUsers {
             field: UserMatchField::Email,
             auth: "manual".into(),
+            password: Default::default(),
+            collision: Default::default(),
             users: vec![user("p1", "b"), user("p2", "a"), user("p3", "b")],
         };
         assert_eq!(lookup_keys(&l), vec!["a".to_string(), "b".to_string()]);
@@ -326,11 +382,30 @@ mod tests {
     #[test]
     fn a_refused_creation_names_the_account() {
         let u = user("p1", "e@x.org");
-        let f = creation_refused(&u, "invalidparameter".into(), None);
+        let f = creation_refused(&u, "e@x.org", "invalidparameter".into(), None, &[], &[]);
         assert!(
             matches!(&f, MoodleSyncEvent::ParticipantParked { code, reason, .. }
                 if code == "invalidparameter"
                 && reason.starts_with("Moodle refused to create the account \"e@x.org\" <e@x.org> (invalid input)")),
+            "{f:?}"
+        );
+        let holder = account(12, "frank", Some("frank.other@elsewhere.example"));
+        let f = creation_refused(
+            &u,
+            "e",
+            "invalidparameter".into(),
+            None,
+            &[],
+            &[holder.clone()],
+        );
+        assert!(
+            matches!(&f, MoodleSyncEvent::ParticipantParked { code, reason, .. }
+                if code == "email_taken" && reason.contains("Moodle account 12 (frank")),
+            "{f:?}"
+        );
+        let f = creation_refused(&u, "frank", "invalidparameter".into(), None, &[holder], &[]);
+        assert!(
+            matches!(&f, MoodleSyncEvent::ParticipantParked { code, .. } if code == "username_taken"),
             "{f:?}"
         );
     }

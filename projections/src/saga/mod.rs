@@ -27,6 +27,7 @@
 pub mod desired;
 pub mod duplication;
 pub mod matching;
+pub mod naming;
 pub mod observe;
 pub mod outcome;
 pub mod outstanding;
@@ -54,7 +55,9 @@ pub use plan::{
 pub use reconcile::reconcile;
 pub use retry::Backoff;
 pub use settings::{RemovalMode, SagaSettings, UserMatchField, ViewFingerprint};
-pub use username::{check_email, check_username, moodle_username, Refusal, MAX_USERNAME_LEN};
+pub use username::{
+    check_email, check_username, new_username, NewUsername, Refusal, MAX_USERNAME_LEN,
+};
 
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,9 @@ pub struct ObservedEnrolment {
     pub user_id: i64,
     pub username: String,
     pub email: Option<String>,
+    /// Absent when Moodle does not show it (empty, or not visible to the web-service user).
+    #[serde(default)]
+    pub idnumber: Option<String>,
     pub roles: Vec<i64>,
     pub suspended: bool,
 }

@@ -8,8 +8,10 @@ use domain::moodle_sync::{DuplicationStarted, EnrolmentState, MoodleSync, Record
 
 use super::desired::{Cause, Desired, DesiredParticipant};
 use super::outstanding::{outstanding, CourseWork, Outstanding, SyncState, Want};
-use super::settings::{RemovalMode, SagaSettings, UserMatchField};
-use super::username::{check_email, check_username, moodle_username, Refusal};
+use super::settings::{
+    NewUserPassword, RemovalMode, SagaSettings, UserMatchField, UsernameCollision,
+};
+use super::username::{check_email, check_username, new_username, NewUsername, Refusal};
 
 /// Find the event's course by shortname; duplicate the template only if it is absent (the runner
 /// always looks first, and adopts a course it finds). When `visible` is false the course is
@@ -30,14 +32,18 @@ pub struct EnsureCourse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserToLink {
     pub participant_id: String,
-    /// The value looked up under the match field (the email as given, or the lowercased username).
+    /// The value looked up under the match field: what OpenVLE sent ([`UserMatchField::key_of`]),
+    /// never a value the engine derived.
     pub key: String,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// Given to a new account.
+    #[serde(default)]
+    pub idnumber: Option<String>,
     /// The username of the account to create when none matches, or why Moodle would refuse
     /// one (then the participant is parked if no account matches).
-    pub new_username: Result<String, Refusal>,
+    pub new_username: Result<NewUsername, Refusal>,
     pub cause: Cause,
 }
 
@@ -47,7 +53,21 @@ pub struct LinkUsers {
     pub field: UserMatchField,
     /// The auth plugin of new accounts.
     pub auth: String,
+    /// Whether Moodle mails new accounts a password.
+    #[serde(default)]
+    pub password: NewUserPassword,
+    /// A derived username another account holds.
+    #[serde(default)]
+    pub collision: UsernameCollision,
     pub users: Vec<UserToLink>,
+}
+
+impl LinkUsers {
+    /// Whether new accounts get `createpassword` (Moodle makes a password and mails it): with
+    /// MOODLE_NEW_USER_PASSWORD=email, for auth plugins whose passwords Moodle keeps.
+    pub fn createpassword(&self) -> bool {
+        self.password == NewUserPassword::Email && domain::settings::is_internal_auth(&self.auth)
+    }
 }
 
 /// Enrol (or re-activate) one participant with a role: `enrol_manual_enrol_users` is an upsert.
@@ -343,6 +363,8 @@ fn steps(
         steps.push(Step::LinkUsers(LinkUsers {
             field: settings.user_match_field,
             auth: settings.new_user_auth.clone(),
+            password: settings.new_user_password,
+            collision: settings.username_collision,
             users: links,
         }));
     }
@@ -372,41 +394,33 @@ fn steps(
     steps
 }
 
-/// The link item of a participant, or their parking when Moodle would refuse even the look-up
-/// (a bad username under `user_match_field = username` fails the whole look-up batch) or any
-/// account for them (a bad email fails a look-up by email and every creation batch).
+/// The link item of a participant, or their parking: when OpenVLE sent no value for the match
+/// field (never replaced by a derived one: that could be another person's account), when Moodle
+/// would refuse even the look-up (a bad username under username matching fails the whole
+/// look-up batch), or any account for them (a bad email fails every creation batch).
 fn link_item(p: &DesiredParticipant, settings: &SagaSettings) -> Result<UserToLink, ParkItem> {
     let participant = &p.participant;
+    let field = settings.user_match_field;
     let park = |refusal| ParkItem {
         participant_id: participant.id.clone(),
         refusal,
         cause: p.cause,
     };
     check_email(&participant.email).map_err(park)?;
-    let new_username = moodle_username(participant);
-    let key = match settings.user_match_field {
-        UserMatchField::Email => participant.email.clone(),
-        UserMatchField::Username => match &new_username {
-            Ok(username) => username.clone(),
-            Err(refusal) => {
-                return Err(ParkItem {
-                    participant_id: participant.id.clone(),
-                    refusal: refusal.clone(),
-                    cause: p.cause,
-                })
-            }
-        },
-    };
-    debug_assert!(
-        settings.user_match_field == UserMatchField::Email || check_username(&key).is_ok()
-    );
+    let key = field
+        .key_of(participant)
+        .ok_or_else(|| park(Refusal::required(field)))?;
+    if field == UserMatchField::Username {
+        check_username(&key).map_err(park)?;
+    }
     Ok(UserToLink {
         participant_id: participant.id.clone(),
         key,
         email: participant.email.clone(),
         first_name: participant.first_name.clone(),
         last_name: participant.last_name.clone(),
-        new_username,
+        idnumber: participant.idnumber.clone(),
+        new_username: new_username(participant, field, settings.username_source),
         cause: p.cause,
     })
 }

@@ -33,7 +33,6 @@ use super::desired::Desired;
 use super::observe::{DriftRow, Observed, ObservedCourse, ObservedEnrolment, Reconciliation};
 use super::outstanding::{in_scope, wants, Want};
 use super::settings::{SagaSettings, UserMatchField};
-use super::username::moodle_username;
 
 fn role_label(settings: &SagaSettings, role: i64) -> String {
     if role == settings.instructor_role_id {
@@ -64,15 +63,15 @@ fn course_label(c: &ObservedCourse) -> String {
 /// Whether enrolled user `e` is participant `p` (by the match field), for participants the saga
 /// has not linked.
 fn is_participant(e: &ObservedEnrolment, p: &Participant, field: UserMatchField) -> bool {
-    match field {
-        UserMatchField::Email => e
-            .email
-            .as_deref()
-            .is_some_and(|m| m.to_lowercase() == p.email.to_lowercase()),
-        UserMatchField::Username => {
-            moodle_username(p).is_ok_and(|u| u.to_lowercase() == e.username.to_lowercase())
-        }
-    }
+    let Some(key) = field.key_of(p) else {
+        return false;
+    };
+    let value = match field {
+        UserMatchField::Email => e.email.as_deref(),
+        UserMatchField::Username => Some(e.username.as_str()),
+        UserMatchField::Idnumber => e.idnumber.as_deref(),
+    };
+    value.is_some_and(|v| field.same(v, &key))
 }
 
 /// Compares the Moodle state the log implies for one event with the state Moodle holds.

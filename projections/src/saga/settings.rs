@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use domain::participant::Role;
 
 /// Defined once, in the domain, for the client's settings parser and the saga alike.
-pub use domain::settings::{RemovalMode, UserMatchField};
+pub use domain::settings::{
+    NewUserPassword, RemovalMode, UserMatchField, UsernameCollision, UsernameSource,
+};
 
 /// The Moodle settings the planner needs (a mirror of `moodle::MoodleSettings` without I/O).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +24,19 @@ pub struct SagaSettings {
     pub removal_mode: RemovalMode,
     /// MOODLE_NEW_USER_AUTH (default `manual`).
     pub new_user_auth: String,
+    /// MOODLE_USERNAME_SOURCE: where a new account's username comes from.
+    #[serde(default)]
+    pub username_source: UsernameSource,
+    /// MOODLE_USERNAME_COLLISION: a derived username held by another account.
+    #[serde(default)]
+    pub username_collision: UsernameCollision,
+    /// MOODLE_NEW_USER_PASSWORD: mailed by Moodle, or none (single sign-on).
+    #[serde(default)]
+    pub new_user_password: NewUserPassword,
+    /// MOODLE_UPDATE_ACCOUNTS: a participant's changed name, email or idnumber is written to
+    /// their Moodle account (off by default: the account may serve other courses and systems).
+    #[serde(default)]
+    pub update_accounts: bool,
 }
 
 impl SagaSettings {
@@ -36,6 +51,10 @@ impl SagaSettings {
             student_role_id: 5,
             removal_mode: RemovalMode::Unenrol,
             new_user_auth: "manual".to_string(),
+            username_source: UsernameSource::Username,
+            username_collision: UsernameCollision::Suffix,
+            new_user_password: NewUserPassword::Email,
+            update_accounts: false,
         }
     }
 
@@ -64,6 +83,7 @@ impl SagaSettings {
             delete_course_on_event_delete: self.delete_course_on_event_delete,
             instructor_role_id: self.instructor_role_id,
             student_role_id: self.student_role_id,
+            update_accounts: self.update_accounts,
         }
     }
 }
@@ -86,4 +106,7 @@ pub struct ViewFingerprint {
     delete_course_on_event_delete: bool,
     instructor_role_id: i64,
     student_role_id: i64,
+    /// Only written when on, so a database kept with it off is not rebuilt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    update_accounts: bool,
 }

@@ -9,6 +9,7 @@ use super::*;
 
 fn person(id: &str, role: Role) -> Participant {
     Participant {
+        idnumber: None,
         id: id.into(),
         email: format!("{id}@example.org"),
         username: None,
@@ -122,7 +123,10 @@ fn deploy_plans_course_and_one_link_batch_then_one_enrol_batch() {
             let ids: Vec<_> = l.users.iter().map(|u| u.participant_id.as_str()).collect();
             assert_eq!(ids, ["t", "s1", "s2"]);
             assert_eq!(l.users[1].key, "s1@example.org");
-            assert_eq!(l.users[1].new_username, Ok("s1".to_string()));
+            assert_eq!(
+                l.users[1].new_username.as_ref().map(|n| n.name.as_str()),
+                Ok("s1")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -552,11 +556,24 @@ fn parked_participants_are_excluded_and_fail_the_state() {
         user_match_field: UserMatchField::Username,
         ..settings()
     };
-    let p = plan(&d, &MoodleSync::default(), &by_username);
+    let mut t = person("t", Role::Instructor);
+    t.username = Some("T".into());
+    let mut bad_name = bad.clone();
+    bad_name.username = Some("o'neil".into());
+    let no_name = person("anon", Role::Student);
+    let du = desired(vec![deployed(Some(42), vec![t, bad_name, no_name])]);
+    let p = plan(&du, &MoodleSync::default(), &by_username);
     match &p.steps[..] {
         [Step::ParkParticipants(parks), Step::EnsureCourse(_), Step::LinkUsers(l)] => {
-            assert_eq!(parks.len(), 1);
-            assert_eq!(parks[0].participant_id, "bad");
+            let parked: Vec<_> = parks
+                .iter()
+                .map(|p| (p.participant_id.as_str(), p.refusal.code.as_str()))
+                .collect();
+            // Without a username nothing is looked up: never the email's local part.
+            assert_eq!(
+                parked,
+                [("bad", "invalid_username"), ("anon", "username_required")]
+            );
             assert_eq!(l.users.len(), 1);
             assert_eq!(l.users[0].key, "t");
             assert_eq!(l.field, UserMatchField::Username);
@@ -714,6 +731,7 @@ mod reconcile_pure {
                 .iter()
                 .filter(|(_, p)| p.enrolment == Some(EnrolmentState::Enrolled))
                 .map(|(id, p)| ObservedEnrolment {
+                    idnumber: None,
                     user_id: p.moodle_user_id.unwrap(),
                     username: id.clone(),
                     email: Some(format!("{id}@example.org")),

@@ -3,6 +3,7 @@
 //! email, and with debugging off its answer does not say which.
 
 use domain::participant::{is_valid_email, Participant};
+use domain::settings::{UserMatchField, UsernameSource};
 
 /// Moodle's longest username (the `user.username` column).
 pub const MAX_USERNAME_LEN: usize = 100;
@@ -28,6 +29,21 @@ impl Refusal {
         }
     }
 
+    /// The match field's value was not sent: the engine never looks up a value it made up.
+    pub fn required(field: UserMatchField) -> Refusal {
+        Refusal {
+            code: field.required_code().to_string(),
+            reason: format!(
+                "MOODLE_USER_MATCH_FIELD is {field} and OpenVLE sent no {field} for this \
+                 participant: the engine adopts only an account whose {field} is the one \
+                 OpenVLE sent (a value derived from the email could be another person's \
+                 account); send the participant's {field} (PATCH the participant), and they are \
+                 linked",
+                field = field.as_str()
+            ),
+        }
+    }
+
     pub fn invalid_email(email: &str) -> Refusal {
         Refusal {
             code: "invalid_email".to_string(),
@@ -40,22 +56,43 @@ impl Refusal {
     }
 }
 
-/// The username a new Moodle account for this participant gets: the participant's username, or
-/// the local part of their email when they have none, lowercased (Moodle keeps usernames
+/// The username a new Moodle account would get, and whether it was derived from the email's
+/// local part (then a name held by another account gets the collision rule; a name OpenVLE sent,
+/// or a whole email, that another account holds parks the participant naming that account).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewUsername {
+    pub name: String,
+    pub derived: bool,
+}
+
+/// The username a new Moodle account for this participant gets, from `source` (in username mode
+/// always the participant's own: it is the identity), lowercased (Moodle keeps usernames
 /// lowercase and refuses others) and checked against Moodle's rules (`PARAM_USERNAME` without
 /// `extendedusernamechars`). Nothing is silently rewritten beyond lowercasing: a character Moodle
 /// does not allow parks the participant with a clear reason instead of creating a look-alike.
-pub fn moodle_username(participant: &Participant) -> Result<String, Refusal> {
-    let raw = match &participant.username {
-        Some(u) => u.trim().to_string(),
-        None => participant
+/// Used to create an account, never to find one.
+pub fn new_username(
+    participant: &Participant,
+    field: UserMatchField,
+    source: UsernameSource,
+) -> Result<NewUsername, Refusal> {
+    let local_part = || {
+        participant
             .email
             .rsplit_once('@')
             .map(|(local, _)| local.to_string())
-            .unwrap_or_default(),
+            .unwrap_or_default()
     };
-    let username = raw.to_lowercase();
-    check_username(&username).map(|()| username)
+    let (raw, derived) = match (field, source, &participant.username) {
+        (UserMatchField::Username, _, None) => return Err(Refusal::required(field)),
+        (UserMatchField::Username, _, Some(u)) | (_, UsernameSource::Username, Some(u)) => {
+            (u.trim().to_string(), false)
+        }
+        (_, UsernameSource::Email, _) => (participant.email.clone(), false),
+        (_, UsernameSource::Username | UsernameSource::EmailLocalPart, _) => (local_part(), true),
+    };
+    let name = raw.to_lowercase();
+    check_username(&name).map(|()| NewUsername { name, derived })
 }
 
 /// Checks a (lowercase) username against Moodle's rules.
@@ -93,8 +130,57 @@ mod tests {
     use super::*;
     use domain::participant::Role;
 
+    fn moodle_username(p: &Participant) -> Result<String, Refusal> {
+        new_username(p, UserMatchField::Email, UsernameSource::Username).map(|n| n.name)
+    }
+
+    #[test]
+    fn each_source_and_the_identity_of_username_mode() {
+        let with = p("Frank.M@Uni.example", Some("fm01"));
+        let without = p("Frank.M@Uni.example", None);
+        let n = |p: &Participant, f, s| new_username(p, f, s);
+        use UserMatchField as F;
+        use UsernameSource as S;
+        assert_eq!(
+            n(&with, F::Email, S::Email).unwrap(),
+            NewUsername {
+                name: "frank.m@uni.example".into(),
+                derived: false
+            }
+        );
+        assert_eq!(
+            n(&with, F::Idnumber, S::EmailLocalPart).unwrap(),
+            NewUsername {
+                name: "frank.m".into(),
+                derived: true
+            }
+        );
+        assert_eq!(
+            n(&without, F::Email, S::Username).unwrap(),
+            NewUsername {
+                name: "frank.m".into(),
+                derived: true
+            }
+        );
+        // In username mode the participant's username is the identity, whatever the source.
+        assert_eq!(
+            n(&with, F::Username, S::Email).unwrap(),
+            NewUsername {
+                name: "fm01".into(),
+                derived: false
+            }
+        );
+        assert_eq!(
+            n(&without, F::Username, S::EmailLocalPart)
+                .unwrap_err()
+                .code,
+            "username_required"
+        );
+    }
+
     fn p(email: &str, username: Option<&str>) -> Participant {
         Participant {
+            idnumber: None,
             id: "p".into(),
             email: email.into(),
             username: username.map(str::to_string),

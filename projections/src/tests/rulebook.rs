@@ -22,6 +22,7 @@ const BAD: usize = POOL - 1;
 
 fn person(i: usize, instructor: bool) -> Participant {
     Participant {
+        idnumber: None,
         id: format!("p{i}"),
         email: if i == BAD {
             "o'neil@example.org".to_string()
@@ -168,6 +169,11 @@ impl History {
             EventEvent::ParticipantAdded { participant } => self.current.push(participant.clone()),
             EventEvent::ParticipantRemoved { participant } => {
                 self.current.retain(|p| p.id != participant.id)
+            }
+            EventEvent::ParticipantChanged { after, .. } => {
+                if let Some(p) = self.current.iter_mut().find(|p| p.id == after.id) {
+                    *p = after.clone();
+                }
             }
             EventEvent::Ended => self.status = Status::Ended,
             EventEvent::Deleted => self.status = Status::Deleted,

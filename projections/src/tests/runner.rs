@@ -48,7 +48,7 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                 Ok(username) => MoodleSyncEvent::UserLinked {
                     participant_id: u.participant_id.clone(),
                     moodle_user_id: 1000 + u.participant_id.len() as i64,
-                    username: username.clone(),
+                    username: username.name.clone(),
                     how: LinkKind::Created,
                     caused_by: nil,
                 },

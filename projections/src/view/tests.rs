@@ -8,6 +8,7 @@ fn enabled() -> SagaSettings {
 
 fn person(id: &str, role: Role) -> Participant {
     Participant {
+        idnumber: None,
         id: id.into(),
         email: format!("{id}@example.org"),
         username: None,

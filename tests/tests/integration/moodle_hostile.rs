@@ -235,6 +235,7 @@ fn valid(call: Call) -> Value {
 /// What a call produced: Ok (rendered, to look for the token) or the error.
 async fn invoke(c: &MoodleClient, call: Call) -> Result<String, MoodleError> {
     let new_user = NewUser {
+        idnumber: None,
         username: "ada".into(),
         firstname: "Ada".into(),
         lastname: "Lovelace".into(),

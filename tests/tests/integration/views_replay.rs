@@ -26,6 +26,7 @@ fn meta() -> CommandMeta {
 
 fn person(id: &str, role: &str) -> ParticipantInput {
     ParticipantInput {
+        idnumber: None,
         id: id.into(),
         email: format!("{id}@x.org"),
         username: None,

@@ -21,6 +21,9 @@ impl MoodleClient {
                 UserField::Email => wire::is_valid_email(v),
                 UserField::Username => wire::is_valid_username(v),
                 UserField::Id => v.parse::<i64>().is_ok_and(|n| n > 0 && n.to_string() == *v),
+                // PARAM_RAW: any non-empty value (an empty one would match every account
+                // without an idnumber).
+                UserField::Idnumber => !v.is_empty(),
             };
             if !ok {
                 return Err(invalid(F, format!("invalid {} {v:?}", field.as_str())));
@@ -92,6 +95,9 @@ impl MoodleClient {
                 item.push(("lastname", u.lastname.clone()));
                 item.push(("email", u.email.clone()));
                 item.push(("username", u.username.clone()));
+                if let Some(idnumber) = &u.idnumber {
+                    item.push(("idnumber", idnumber.clone()));
+                }
                 item
             })
             .collect();
@@ -152,7 +158,7 @@ fn check_new_user(u: &NewUser) -> Result<(), String> {
             u.auth, u.username
         ));
     }
-    if matches!(u.auth.as_str(), "manual" | "email") && u.password.is_none() && !u.createpassword {
+    if domain::settings::is_internal_auth(&u.auth) && u.password.is_none() && !u.createpassword {
         return Err(format!(
             "{}: internal auth needs a password or createpassword",
             u.username

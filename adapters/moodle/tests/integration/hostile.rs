@@ -146,6 +146,7 @@ async fn fewer_rows_than_sent_is_count_mismatch() {
     let users: Vec<NewUser> = ["a", "b"]
         .iter()
         .map(|u| NewUser {
+            idnumber: None,
             username: u.to_string(),
             firstname: "F".into(),
             lastname: "L".into(),

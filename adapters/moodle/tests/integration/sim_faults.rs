@@ -11,6 +11,7 @@ use moodle_sim::{Faults, LostKind, ScriptedFault, SimConfig, TransientKind};
 
 fn user(i: usize, s: &str) -> NewUser {
     NewUser {
+        idnumber: None,
         username: format!("u{i}.{s}"),
         firstname: "Grace".into(),
         lastname: format!("H{i}"),

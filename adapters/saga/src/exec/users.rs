@@ -6,6 +6,7 @@
 use domain::moodle_sync::{LinkKind, MoodleSyncEvent};
 use moodle::{MoodleClient, MoodleError, MoodleUser, NewUser, UserField};
 use projections::saga::matching::{self, Account, Match};
+use projections::saga::naming::{self, Naming};
 use projections::saga::{Failure, LinkUsers, UserMatchField, UserToLink};
 
 use super::bisect::{bisect, Refused, Settled};
@@ -14,6 +15,7 @@ use crate::SagaConfig;
 
 fn account(u: &MoodleUser) -> Account {
     Account {
+        idnumber: u.idnumber.clone(),
         id: u.id,
         username: u.username.clone(),
         email: u.email.clone(),
@@ -42,6 +44,7 @@ pub(super) async fn link_users(
     let field = match l.field {
         UserMatchField::Email => UserField::Email,
         UserMatchField::Username => UserField::Username,
+        UserMatchField::Idnumber => UserField::Idnumber,
     };
     let found = match client
         .get_users_by_field(field, &matching::lookup_keys(l))
@@ -78,7 +81,21 @@ pub(super) async fn link_users(
         }
     }
 
-    for chunk in to_create.chunks(cfg.user_batch.max(1)) {
+    let named = match name_new_accounts(client, l, &to_create).await {
+        Ok(named) => named,
+        Err(e) => return out.fail(failure_of(&e)),
+    };
+    let mut creatable: Vec<(&UserToLink, String)> = Vec::new();
+    for (u, naming) in to_create.into_iter().zip(named) {
+        match naming {
+            Naming::Name(name) => creatable.push((u, name)),
+            Naming::Taken { name, holder } => {
+                out.facts
+                    .push(naming::taken(u, l.field, &name, holder.as_ref()))
+            }
+        }
+    }
+    for chunk in creatable.chunks(cfg.user_batch.max(1)) {
         create(client, l, chunk, out).await;
         if out.failure.is_some() {
             return;
@@ -86,26 +103,75 @@ pub(super) async fn link_users(
     }
 }
 
-fn new_user(l: &LinkUsers, u: &UserToLink) -> NewUser {
-    let internal = matches!(l.auth.as_str(), "manual" | "email");
+/// The username each new account gets: the planned names looked up in one batch, then the
+/// numbered candidates of those taken (suffix rule), and [`naming::assign`] decides.
+async fn name_new_accounts(
+    client: &MoodleClient,
+    l: &LinkUsers,
+    users: &[&UserToLink],
+) -> Result<Vec<Naming>, MoodleError> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut taken: Vec<Account> = client
+        .get_users_by_field(UserField::Username, &naming::planned_names(users))
+        .await?
+        .iter()
+        .map(account)
+        .collect();
+    let candidates = naming::suffix_candidates(users, &taken, l.collision);
+    if !candidates.is_empty() {
+        let more = client
+            .get_users_by_field(UserField::Username, &candidates)
+            .await?;
+        taken.extend(more.iter().map(account));
+    }
+    Ok(naming::assign(users, &taken, l.collision))
+}
+
+fn new_user(l: &LinkUsers, u: &UserToLink, username: &str) -> NewUser {
     NewUser {
-        username: u.new_username.clone().unwrap_or_default(),
+        username: username.to_string(),
         firstname: u.first_name.clone(),
         lastname: u.last_name.clone(),
         email: u.email.clone(),
         auth: l.auth.clone(),
-        // No password is ever sent: internal accounts get one generated and mailed by Moodle.
+        // No password is ever sent: internal accounts get one generated and mailed by Moodle
+        // (MOODLE_NEW_USER_PASSWORD=email); single sign-on accounts get none.
         password: None,
-        createpassword: internal,
+        createpassword: l.createpassword(),
+        idnumber: u.idnumber.clone(),
     }
 }
 
+/// The accounts holding `username` and `email` (case-insensitively), named in the reason of a
+/// refused creation.
+async fn holders(
+    client: &MoodleClient,
+    username: &str,
+    email: &str,
+) -> Result<(Vec<Account>, Vec<Account>), MoodleError> {
+    let by_username = client
+        .get_users_by_field(UserField::Username, &[username.to_string()])
+        .await?;
+    let by_email = client.get_users(&[("email", email)]).await?;
+    Ok((
+        by_username.iter().map(account).collect(),
+        by_email.iter().map(account).collect(),
+    ))
+}
+
 /// Creates a batch; when Moodle refuses it, splits it until the refused accounts are isolated.
-async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out: &mut Outcome) {
+async fn create(
+    client: &MoodleClient,
+    l: &LinkUsers,
+    batch: &[(&UserToLink, String)],
+    out: &mut Outcome,
+) {
     let done = bisect(
         batch,
-        |part: &[&UserToLink]| {
-            let users: Vec<NewUser> = part.iter().map(|u| new_user(l, u)).collect();
+        |part: &[(&UserToLink, String)]| {
+            let users: Vec<NewUser> = part.iter().map(|(u, n)| new_user(l, u, n)).collect();
             async move {
                 match client.create_users(&users).await {
                     Ok(created) => Ok(created),
@@ -117,7 +183,7 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
                 }
             }
         },
-        |u: &&UserToLink, e: MoodleError| async move {
+        |(u, name): &(&UserToLink, String), e: MoodleError| async move {
             // The commonest refusal: an account with this email in another case exists.
             if matching::fallback(l.field) {
                 match settled_by_fallback(client, u).await {
@@ -126,14 +192,24 @@ async fn create(client: &MoodleClient, l: &LinkUsers, batch: &[&UserToLink], out
                     Err(look) => return Err::<MoodleSyncEvent, Failure>(failure_of(&look)),
                 }
             }
-            Ok(matching::creation_refused(u, e.code(), e.errorcode()))
+            match holders(client, name, &u.email).await {
+                Ok((by_username, by_email)) => Ok(matching::creation_refused(
+                    u,
+                    name,
+                    e.code(),
+                    e.errorcode(),
+                    &by_username,
+                    &by_email,
+                )),
+                Err(look) => Err(failure_of(&look)),
+            }
         },
     )
     .await;
     for settled in done.settled {
         match settled {
             Settled::Accepted(part, created) => {
-                for (u, c) in part.iter().zip(created.iter()) {
+                for ((u, _), c) in part.iter().zip(created.iter()) {
                     out.facts
                         .push(matching::linked(u, c.id, &c.username, LinkKind::Created));
                 }

@@ -41,6 +41,7 @@ pub(super) async fn observe(
         observed.enrolments = all
             .into_iter()
             .map(|u| ObservedEnrolment {
+                idnumber: u.idnumber.clone(),
                 user_id: u.id,
                 suspended: !active.contains(&u.id),
                 username: u.username,

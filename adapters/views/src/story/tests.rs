@@ -22,6 +22,7 @@ fn stored<E: Serialize>(position: i64, stream: &str, event_type: &str, e: &E) ->
 
 fn p2() -> Participant {
     Participant {
+        idnumber: None,
         id: "p2".into(),
         email: "b@x.org".into(),
         username: None,

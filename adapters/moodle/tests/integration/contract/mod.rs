@@ -26,6 +26,7 @@ use moodle::*;
 
 pub fn new_user(tag: &str, s: &str) -> NewUser {
     NewUser {
+        idnumber: None,
         username: format!("ovle.{tag}.{s}"),
         firstname: "Ada".into(),
         lastname: format!("Test {tag}"),

@@ -199,6 +199,7 @@ impl Env {
 
 pub fn person(id: &str, role: &str) -> ParticipantInput {
     ParticipantInput {
+        idnumber: None,
         id: id.into(),
         email: format!("{id}@example.org"),
         username: None,

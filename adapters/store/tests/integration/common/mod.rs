@@ -29,6 +29,7 @@ pub fn meta() -> CommandMeta {
 
 pub fn participant(n: usize) -> ParticipantInput {
     ParticipantInput {
+        idnumber: None,
         id: format!("p{n}"),
         email: format!("p{n}@example.org"),
         username: None,
