@@ -170,14 +170,37 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
             moodle_user_id,
             username,
             how,
+            key,
+            differs,
             ..
         } => {
-            let how = match how {
-                LinkKind::Matched => "matched an existing account",
-                LinkKind::Created => "created the account",
+            let how = match (how, &key) {
+                (LinkKind::Matched, Some(k)) => {
+                    format!("matched an existing account by {} {}", k.field.as_str(), k.value)
+                }
+                (LinkKind::Matched, None) => "matched an existing account".to_string(),
+                (LinkKind::Created, _) => "created the account".to_string(),
             };
-            format!("{participant_id} linked to Moodle user {moodle_user_id} ({username}, {how})")
+            let differs = differs.map(|d| format!("; {d}")).unwrap_or_default();
+            format!(
+                "{participant_id} linked to Moodle user {moodle_user_id} ({username}, {how}){differs}"
+            )
         }
+        MoodleSyncEvent::RoleUnassigned {
+            participant_id,
+            moodle_user_id,
+            role_id,
+            ..
+        } => format!(
+            "{participant_id}'s former role {role_id} taken from Moodle user {moodle_user_id} in the course"
+        ),
+        MoodleSyncEvent::AccountUpdated {
+            participant_id,
+            moodle_user_id,
+            ..
+        } => format!(
+            "{participant_id}'s changed name, email or idnumber written to Moodle user {moodle_user_id}"
+        ),
         MoodleSyncEvent::Enrolled {
             participant_id,
             moodle_user_id,

@@ -69,6 +69,8 @@ fn script(id: &str, k: u64) -> Result<Vec<Scripted>, ViewsError> {
     })?);
     for (n, p) in ["p1", "p2", "p3"].iter().enumerate() {
         out.push(sy(MoodleSyncEvent::UserLinked {
+            key: None,
+            differs: None,
             participant_id: (*p).into(),
             moodle_user_id: user(n as i64),
             username: format!("{p}-{k}"),
@@ -97,6 +99,8 @@ fn script(id: &str, k: u64) -> Result<Vec<Scripted>, ViewsError> {
         caused_by: cause,
     })?);
     out.push(sy(MoodleSyncEvent::UserLinked {
+        key: None,
+        differs: None,
         participant_id: "p4".into(),
         moodle_user_id: user(3),
         username: format!("p4-{k}"),

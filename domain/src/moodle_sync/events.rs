@@ -15,6 +15,15 @@ pub enum LinkKind {
     Created,
 }
 
+/// The value a participant was linked by: the match field and what OpenVLE sent in it (for a
+/// created account, the key it was created for). A participant added again with another value
+/// is linked again (see the rulebook's stale links).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkKey {
+    pub field: crate::settings::UserMatchField,
+    pub value: String,
+}
+
 /// An enrolment's state in Moodle as the saga last recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +105,28 @@ pub enum MoodleSyncEvent {
         moodle_user_id: i64,
         username: String,
         how: LinkKind,
+        caused_by: Uuid,
+        /// What the participant was linked by (absent in records made before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<LinkKey>,
+        /// For a matched account, how its other fields differ from the participant's (another
+        /// email in username mode: the username is the identity), for the story.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        differs: Option<String>,
+    },
+    /// A role the participant no longer has in the event was taken from them in the course
+    /// (`core_role_unassign_roles`), after the new one was given.
+    RoleUnassigned {
+        participant_id: String,
+        moodle_user_id: i64,
+        role_id: i64,
+        caused_by: Uuid,
+    },
+    /// The participant's changed name, email or idnumber was written to their Moodle account
+    /// (MOODLE_UPDATE_ACCOUNTS); `caused_by` is the `ParticipantChanged`.
+    AccountUpdated {
+        participant_id: String,
+        moodle_user_id: i64,
         caused_by: Uuid,
     },
     Enrolled {
@@ -216,6 +247,8 @@ impl DomainEvent for MoodleSyncEvent {
         match self {
             MoodleSyncEvent::CourseDuplicated { .. } => "CourseDuplicated",
             MoodleSyncEvent::UserLinked { .. } => "UserLinked",
+            MoodleSyncEvent::RoleUnassigned { .. } => "RoleUnassigned",
+            MoodleSyncEvent::AccountUpdated { .. } => "AccountUpdated",
             MoodleSyncEvent::Enrolled { .. } => "Enrolled",
             MoodleSyncEvent::Suspended { .. } => "Suspended",
             MoodleSyncEvent::Unenrolled { .. } => "Unenrolled",

@@ -28,6 +28,20 @@ pub struct RecordedParticipant {
     pub enrolment: Option<EnrolmentState>,
     /// Set while Moodle refuses this participant; cleared by `Resumed` or a later success.
     pub parked: Option<(String, String)>,
+    /// The domain event the park was recorded for: a later change of the participant (a
+    /// corrected email, a username sent) lifts it.
+    #[serde(default)]
+    pub parked_for: Option<uuid::Uuid>,
+    /// What the link was made by (None: recorded before it was kept).
+    #[serde(default)]
+    pub linked_by: Option<LinkKey>,
+    /// Roles the account still holds in the course that the participant no longer has (a role
+    /// change gives the new role first, then takes these away).
+    #[serde(default)]
+    pub extra_roles: Vec<i64>,
+    /// The `ParticipantChanged` last written to the account (MOODLE_UPDATE_ACCOUNTS).
+    #[serde(default)]
+    pub account_updated_for: Option<uuid::Uuid>,
 }
 
 /// The last failure, for views and status.
@@ -168,9 +182,17 @@ impl Aggregate for MoodleSync {
                 moodle_user_id,
                 username,
                 how,
+                key,
                 ..
             } => {
                 let p = self.participants.entry(participant_id).or_default();
+                if p.moodle_user_id != Some(moodle_user_id) {
+                    // Another account: nothing known of it in the course yet.
+                    p.enrolment = None;
+                    p.role_id = None;
+                    p.extra_roles.clear();
+                }
+                p.linked_by = key;
                 p.moodle_user_id = Some(moodle_user_id);
                 p.username = Some(username);
                 p.link = Some(how);
@@ -185,6 +207,16 @@ impl Aggregate for MoodleSync {
             } => {
                 let p = self.participants.entry(participant_id).or_default();
                 p.moodle_user_id = Some(moodle_user_id);
+                // Enrolling with another role adds it in Moodle: the old one is still held.
+                if let Some(old) = p.role_id {
+                    if old != role_id
+                        && p.enrolment != Some(EnrolmentState::Unenrolled)
+                        && !p.extra_roles.contains(&old)
+                    {
+                        p.extra_roles.push(old);
+                    }
+                }
+                p.extra_roles.retain(|r| *r != role_id);
                 p.role_id = Some(role_id);
                 p.enrolment = Some(EnrolmentState::Enrolled);
                 p.parked = None;
@@ -198,6 +230,28 @@ impl Aggregate for MoodleSync {
             MoodleSyncEvent::Unenrolled { participant_id, .. } => {
                 let p = self.participants.entry(participant_id).or_default();
                 p.enrolment = Some(EnrolmentState::Unenrolled);
+                // Moodle drops the roles of an account without enrolment in the course.
+                p.extra_roles.clear();
+                self.succeeded();
+            }
+            MoodleSyncEvent::RoleUnassigned {
+                participant_id,
+                role_id,
+                ..
+            } => {
+                let p = self.participants.entry(participant_id).or_default();
+                p.extra_roles.retain(|r| *r != role_id);
+                p.parked = None;
+                self.succeeded();
+            }
+            MoodleSyncEvent::AccountUpdated {
+                participant_id,
+                caused_by,
+                ..
+            } => {
+                let p = self.participants.entry(participant_id).or_default();
+                p.account_updated_for = Some(caused_by);
+                p.parked = None;
                 self.succeeded();
             }
             MoodleSyncEvent::CourseHidden { .. } => {
@@ -221,6 +275,7 @@ impl Aggregate for MoodleSync {
                 for p in self.participants.values_mut() {
                     p.enrolment = None;
                     p.role_id = None;
+                    p.extra_roles.clear();
                 }
             }
             MoodleSyncEvent::UserLinkLost { participant_id, .. } => {
@@ -249,10 +304,11 @@ impl Aggregate for MoodleSync {
                 participant_id,
                 code,
                 reason,
-                ..
+                caused_by,
             } => {
                 let p = self.participants.entry(participant_id).or_default();
                 p.parked = Some((code, reason));
+                p.parked_for = Some(caused_by);
             }
             MoodleSyncEvent::Parked {
                 step, code, reason, ..

@@ -126,6 +126,8 @@ pub fn fact(u: &UserToLink, m: &Match) -> Option<MoodleSyncEvent> {
 /// `u` is tied to Moodle account `id`.
 pub fn linked(u: &UserToLink, id: i64, username: &str, how: LinkKind) -> MoodleSyncEvent {
     MoodleSyncEvent::UserLinked {
+        differs: None,
+        key: None,
         participant_id: u.participant_id.clone(),
         moodle_user_id: id,
         username: username.to_string(),
@@ -267,6 +269,8 @@ mod tests {
         assert_eq!(
             fact(&users[0], &m[0]),
             Some(MoodleSyncEvent::UserLinked {
+                differs: None,
+                key: None,
                 participant_id: "p1".into(),
                 moodle_user_id: 5,
                 username: "ann".into(),

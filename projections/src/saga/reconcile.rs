@@ -293,6 +293,8 @@ pub fn reconcile(
         let link = |e: &ObservedEnrolment, corrections: &mut Vec<MoodleSyncEvent>| {
             if r.moodle_user_id.is_none() {
                 corrections.push(MoodleSyncEvent::UserLinked {
+                    differs: None,
+                    key: None,
                     participant_id: id.clone(),
                     moodle_user_id: e.user_id,
                     username: e.username.clone(),

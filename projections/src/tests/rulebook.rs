@@ -256,6 +256,8 @@ impl History {
                 caused_by: nil,
             },
             Fact::UserLinked(i) => MoodleSyncEvent::UserLinked {
+                differs: None,
+                key: None,
                 participant_id: pid(i),
                 moodle_user_id: self.user(*i),
                 username: pid(i),

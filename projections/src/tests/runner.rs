@@ -46,6 +46,8 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
             .iter()
             .map(|u| match &u.new_username {
                 Ok(username) => MoodleSyncEvent::UserLinked {
+                    differs: None,
+                    key: None,
                     participant_id: u.participant_id.clone(),
                     moodle_user_id: 1000 + u.participant_id.len() as i64,
                     username: username.name.clone(),

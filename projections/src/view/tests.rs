@@ -327,6 +327,8 @@ fn a_removed_participant_whose_enrolment_outcome_was_lost_is_pending() {
     f.apply_sync(enrolled("t", 100, 3), at(2));
     f.apply_sync(
         MoodleSyncEvent::UserLinked {
+            differs: None,
+            key: None,
             participant_id: "s".into(),
             moodle_user_id: 101,
             username: "s".into(),

@@ -151,6 +151,8 @@ where
         "ev-a",
         vec![
             MoodleSyncEvent::UserLinked {
+                differs: None,
+                key: None,
                 participant_id: "t1".into(),
                 moodle_user_id: 40,
                 username: "t1".into(),
