@@ -21,6 +21,7 @@ use projections::saga::{Failure, NoCourseYet, Step};
 use crate::SagaConfig;
 
 mod bisect;
+mod changes;
 mod course;
 mod enrol;
 mod users;
@@ -91,6 +92,22 @@ pub(crate) async fn run_step(
         Step::Enrol { course_id, items } => {
             for chunk in items.chunks(cfg.enrol_batch.max(1)) {
                 enrol::enrol(client, *course_id, chunk, &mut out).await;
+                if out.failure.is_some() {
+                    break;
+                }
+            }
+        }
+        Step::UnassignRoles { course_id, items } => {
+            for chunk in items.chunks(cfg.enrol_batch.max(1)) {
+                changes::unassign_roles(client, *course_id, chunk, &mut out).await;
+                if out.failure.is_some() {
+                    break;
+                }
+            }
+        }
+        Step::UpdateAccounts(items) => {
+            for chunk in items.chunks(cfg.user_batch.max(1)) {
+                changes::update_accounts(client, chunk, &mut out).await;
                 if out.failure.is_some() {
                     break;
                 }

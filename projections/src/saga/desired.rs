@@ -36,11 +36,41 @@ impl Cause {
     }
 }
 
-/// A participant as the saga wants them, with the domain event that added (or removed) them.
+/// A participant as the saga wants them, with the domain event that last set them (added,
+/// changed or removed them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredParticipant {
     pub participant: Participant,
     pub cause: Cause,
+    /// The participant as added, once a `ParticipantChanged` has changed them: a change is the
+    /// same person, so a link made by the data they were added with stays theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_added: Option<Participant>,
+    /// The last `ParticipantChanged` that changed what an account holds (names, email,
+    /// idnumber): written to the account under MOODLE_UPDATE_ACCOUNTS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_change: Option<Cause>,
+}
+
+impl DesiredParticipant {
+    /// A participant as added (or deployed) by the event at `cause`.
+    pub fn added(participant: Participant, cause: Cause) -> DesiredParticipant {
+        DesiredParticipant {
+            participant,
+            cause,
+            as_added: None,
+            account_change: None,
+        }
+    }
+
+    /// Whether a link made by `value` under `field` is this participant's: made by the data
+    /// they have, or had when added. Otherwise (added again with other data) it is stale.
+    pub fn owns_link(&self, field: domain::settings::UserMatchField, value: &str) -> bool {
+        [Some(&self.participant), self.as_added.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|p| field.key_of(p).is_some_and(|k| field.same(&k, value)))
+    }
 }
 
 /// The fold of an `event` stream, as the saga needs it.
@@ -109,7 +139,7 @@ impl Desired {
                 self.removed.clear();
                 self.participants = participants
                     .into_iter()
-                    .map(|participant| DesiredParticipant { participant, cause })
+                    .map(|participant| DesiredParticipant::added(participant, cause))
                     .collect();
             }
             EventEvent::ParticipantAdded { participant } => {
@@ -117,14 +147,24 @@ impl Desired {
                 self.participants
                     .retain(|p| p.participant.id != participant.id);
                 self.participants
-                    .push(DesiredParticipant { participant, cause });
+                    .push(DesiredParticipant::added(participant, cause));
             }
-            EventEvent::ParticipantChanged { after, .. } => {
+            EventEvent::ParticipantChanged { before, after } => {
                 if let Some(p) = self
                     .participants
                     .iter_mut()
                     .find(|p| p.participant.id == after.id)
                 {
+                    let account_changed = before.first_name != after.first_name
+                        || before.last_name != after.last_name
+                        || before.email != after.email
+                        || before.idnumber != after.idnumber;
+                    if account_changed {
+                        p.account_change = Some(cause);
+                    }
+                    if p.as_added.is_none() {
+                        p.as_added = Some(before);
+                    }
                     p.participant = after;
                     p.cause = cause;
                 }
@@ -133,7 +173,8 @@ impl Desired {
                 self.participants
                     .retain(|p| p.participant.id != participant.id);
                 self.removed.retain(|r| r.participant.id != participant.id);
-                self.removed.push(DesiredParticipant { participant, cause });
+                self.removed
+                    .push(DesiredParticipant::added(participant, cause));
             }
             EventEvent::Ended => {
                 self.status = Status::Ended;

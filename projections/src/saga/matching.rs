@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use domain::moodle_sync::{LinkKind, MoodleSyncEvent};
+use domain::moodle_sync::{LinkKey, LinkKind, MoodleSyncEvent};
 
 use super::plan::{LinkUsers, UserToLink};
 use super::settings::UserMatchField;
@@ -33,7 +33,7 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// Exactly one account has the participant's key.
-    Linked { id: i64, username: String },
+    Linked(Account),
     /// Several accounts have it (their ids, in Moodle's order): the participant is parked.
     Ambiguous(Vec<i64>),
     /// No account has it: create one.
@@ -84,10 +84,7 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
                 .map(Vec::as_slice)
                 .unwrap_or(&[])
             {
-                [one] => Match::Linked {
-                    id: one.id,
-                    username: one.username.clone(),
-                },
+                [one] => Match::Linked((*one).clone()),
                 [] => match &u.new_username {
                     Ok(_) => Match::Create,
                     Err(refusal) => Match::Refused(refusal.clone()),
@@ -108,32 +105,66 @@ pub fn fallback(field: UserMatchField) -> bool {
 pub fn settled_by_fallback(u: &UserToLink, found: &[Account]) -> Option<MoodleSyncEvent> {
     match found {
         [] => None,
-        [one] => Some(linked(u, one.id, &one.username, LinkKind::Matched)),
+        [one] => Some(linked(u, UserMatchField::Email, one, LinkKind::Matched)),
         many => Some(ambiguous(u, &many.iter().map(|a| a.id).collect::<Vec<_>>())),
     }
 }
 
 /// The fact of a [`Match`] that settles its participant at once (None for `Create`, and for
 /// `Refused`, which waits for the fallback).
-pub fn fact(u: &UserToLink, m: &Match) -> Option<MoodleSyncEvent> {
+pub fn fact(u: &UserToLink, field: UserMatchField, m: &Match) -> Option<MoodleSyncEvent> {
     match m {
-        Match::Linked { id, username } => Some(linked(u, *id, username, LinkKind::Matched)),
+        Match::Linked(account) => Some(linked(u, field, account, LinkKind::Matched)),
         Match::Ambiguous(ids) => Some(ambiguous(u, ids)),
         Match::Create | Match::Refused(_) => None,
     }
 }
 
-/// `u` is tied to Moodle account `id`.
-pub fn linked(u: &UserToLink, id: i64, username: &str, how: LinkKind) -> MoodleSyncEvent {
+/// `u` is tied to Moodle `account`, found (or created) by its key under `field`.
+pub fn linked(
+    u: &UserToLink,
+    field: UserMatchField,
+    account: &Account,
+    how: LinkKind,
+) -> MoodleSyncEvent {
     MoodleSyncEvent::UserLinked {
-        differs: None,
-        key: None,
         participant_id: u.participant_id.clone(),
-        moodle_user_id: id,
-        username: username.to_string(),
+        moodle_user_id: account.id,
+        username: account.username.clone(),
         how,
         caused_by: u.cause.event_id,
+        key: Some(LinkKey {
+            field,
+            value: u.key.clone(),
+        }),
+        differs: match how {
+            LinkKind::Matched => differs(u, field, account),
+            LinkKind::Created => None,
+        },
     }
+}
+
+/// How a matched account's other fields differ from the participant's, for the story: the
+/// match field is the identity, the rest may legitimately differ (an old email, another number).
+fn differs(u: &UserToLink, field: UserMatchField, account: &Account) -> Option<String> {
+    let mut notes = Vec::new();
+    if let Some(email) = &account.email {
+        if field != UserMatchField::Email && !email.eq_ignore_ascii_case(&u.email) {
+            notes.push(format!("email {email} (the participant's: {})", u.email));
+        }
+    }
+    if let (Some(theirs), Some(ours)) = (&account.idnumber, &u.idnumber) {
+        if field != UserMatchField::Idnumber && theirs != ours {
+            notes.push(format!("idnumber {theirs} (the participant's: {ours})"));
+        }
+    }
+    (!notes.is_empty()).then(|| {
+        format!(
+            "the account differs: {}; matched by {}, which is the identity",
+            notes.join(", "),
+            field.as_str()
+        )
+    })
 }
 
 /// `u` is parked: several accounts have its key.
@@ -259,18 +290,15 @@ mod tests {
         let found = [account(5, "ann", Some("ann@example.org"))];
         // then the participant is linked to that account.
         let m = match_users(UserMatchField::Email, &users, &found);
+        assert_eq!(m, vec![Match::Linked(found[0].clone())]);
         assert_eq!(
-            m,
-            vec![Match::Linked {
-                id: 5,
-                username: "ann".into()
-            }]
-        );
-        assert_eq!(
-            fact(&users[0], &m[0]),
+            fact(&users[0], UserMatchField::Email, &m[0]),
             Some(MoodleSyncEvent::UserLinked {
                 differs: None,
-                key: None,
+                key: Some(LinkKey {
+                    field: UserMatchField::Email,
+                    value: "Ann@Example.org".into()
+                }),
                 participant_id: "p1".into(),
                 moodle_user_id: 5,
                 username: "ann".into(),
@@ -286,10 +314,7 @@ mod tests {
         let found = [account(7, "BOB", None), account(8, "other", Some("bob"))];
         assert_eq!(
             match_users(UserMatchField::Username, &users, &found),
-            vec![Match::Linked {
-                id: 7,
-                username: "BOB".into()
-            }]
+            vec![Match::Linked(found[0].clone())]
         );
         // By email, an account without a visible email matches nothing.
         let users = [user("p1", "x@example.org")];
@@ -312,14 +337,8 @@ mod tests {
         ];
         let m = match_users(UserMatchField::Email, &users, &found);
         assert_eq!(m[0], Match::Ambiguous(vec![1, 2]));
-        assert_eq!(
-            m[1],
-            Match::Linked {
-                id: 3,
-                username: "b".into()
-            }
-        );
-        let parked = fact(&users[0], &m[0]);
+        assert_eq!(m[1], Match::Linked(found[2].clone()));
+        let parked = fact(&users[0], UserMatchField::Email, &m[0]);
         assert!(
             matches!(&parked, Some(MoodleSyncEvent::ParticipantParked { code, reason, .. })
                 if code == "ambiguous_user" && reason.starts_with("2 Moodle accounts match \"a@x.org\" (user ids [1, 2])")),
@@ -338,8 +357,8 @@ mod tests {
         let users = [user("p1", "n@x.org"), bad];
         let m = match_users(UserMatchField::Email, &users, &[]);
         assert_eq!(m, vec![Match::Create, Match::Refused(refusal.clone())]);
-        assert_eq!(fact(&users[0], &m[0]), None);
-        assert_eq!(fact(&users[1], &m[1]), None);
+        assert_eq!(fact(&users[0], UserMatchField::Email, &m[0]), None);
+        assert_eq!(fact(&users[1], UserMatchField::Email, &m[1]), None);
         assert_eq!(
             refused(&users[1], &refusal),
             MoodleSyncEvent::ParticipantParked {

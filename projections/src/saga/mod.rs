@@ -15,6 +15,7 @@
 //! | Deployed             | EnsureCourse (find by shortname `ovle-<event id>`, duplicate if absent), LinkUsers (one look-up, one create of the missing), Enrol |
 //! | ParticipantAdded     | LinkUsers, Enrol (a burst of adds coalesces into one batch each)        |
 //! | ParticipantRemoved   | Remove (unenrol or suspend per `removal_mode`)                          |
+//! | ParticipantChanged   | Enrol with the new role, then UnassignRoles (the old); UpdateAccounts under MOODLE_UPDATE_ACCOUNTS |
 //! | Ended                | Remove the students first, then hide the course; instructors stay       |
 //! | Deleted              | DeleteCourse when configured; otherwise the course is kept as ended     |
 //!
@@ -22,7 +23,13 @@
 //! state: drift rows for people, and the corrections (facts) from which the planner converges.
 //!
 //! A participant Moodle would refuse (a username outside Moodle's rules) is parked alone; parked
-//! participants are left out of every step until an operator resumes the saga.
+//! participants are left out of every step until an operator resumes the saga or the
+//! participant changes.
+//!
+//! Identity: an account is adopted only when it holds, in the match field, the value OpenVLE sent
+//! ([`domain::settings::UserMatchField::key_of`]); a username the engine derives
+//! ([`username::new_username`]) only names a new account, and one another account holds is
+//! never adopted ([`naming`]).
 
 pub mod desired;
 pub mod duplication;
@@ -35,6 +42,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod retry;
 pub mod settings;
+pub mod step;
 pub mod username;
 
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
@@ -50,11 +58,15 @@ pub use outstanding::{
     in_scope, outstanding, wants, Compared, CourseWork, Outstanding, SyncState, Want,
 };
 pub use plan::{
-    plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemoveItem, Step, UserToLink,
+    plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemoveItem, Step, UnassignItem,
+    UpdateItem, UserToLink,
 };
 pub use reconcile::reconcile;
 pub use retry::Backoff;
-pub use settings::{RemovalMode, SagaSettings, UserMatchField, ViewFingerprint};
+pub use settings::{
+    NewUserPassword, RemovalMode, SagaSettings, UserMatchField, UsernameCollision, UsernameSource,
+    ViewFingerprint,
+};
 pub use username::{
     check_email, check_username, new_username, NewUsername, Refusal, MAX_USERNAME_LEN,
 };

@@ -160,3 +160,91 @@ pub fn taken(
         caused_by: u.cause.event_id,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::saga::{Cause, NewUsername};
+
+    fn user(id: &str, name: &str, derived: bool) -> UserToLink {
+        UserToLink {
+            participant_id: id.into(),
+            key: format!("{id}@uni.example"),
+            email: format!("{id}@uni.example"),
+            first_name: "F".into(),
+            last_name: "L".into(),
+            idnumber: None,
+            new_username: Ok(NewUsername {
+                name: name.into(),
+                derived,
+            }),
+            cause: Cause {
+                event_id: Uuid::from_u128(3),
+                sequence: 1,
+            },
+        }
+    }
+
+    fn holder(id: i64, name: &str) -> Account {
+        Account {
+            id,
+            username: name.into(),
+            email: Some("frank.other@elsewhere.example".into()),
+            idnumber: None,
+        }
+    }
+
+    #[test]
+    fn a_derived_name_that_is_taken_gets_the_first_free_number() {
+        let a = user("p1", "frank", true);
+        let b = user("p2", "frank", true);
+        let users = [&a, &b];
+        let taken = [holder(9, "frank"), holder(10, "frank2")];
+        let candidates = suffix_candidates(&users, &taken[..1], UsernameCollision::Suffix);
+        assert!(candidates.contains(&"frank2".to_string()));
+        assert_eq!(
+            assign(&users, &taken, UsernameCollision::Suffix),
+            [Naming::Name("frank3".into()), Naming::Name("frank4".into())]
+        );
+    }
+
+    #[test]
+    fn under_park_or_for_a_name_openvle_sent_the_holder_is_named() {
+        let derived = user("p1", "frank", true);
+        let sent = user("p2", "frank", false);
+        let taken = [holder(9, "frank")];
+        for (u, rule) in [
+            (&derived, UsernameCollision::Park),
+            (&sent, UsernameCollision::Suffix),
+        ] {
+            let got = assign(&[u], &taken, rule);
+            assert_eq!(
+                got,
+                [Naming::Taken {
+                    name: "frank".into(),
+                    holder: Some(taken[0].clone())
+                }]
+            );
+            let fact = taken_fact(u);
+            assert!(
+                matches!(&fact, MoodleSyncEvent::ParticipantParked { code, reason, .. }
+                    if code == "username_taken" && reason.contains("Moodle account 9 (frank")),
+                "{fact:?}"
+            );
+        }
+        assert!(suffix_candidates(&[&sent], &taken, UsernameCollision::Suffix).is_empty());
+    }
+
+    fn taken_fact(u: &UserToLink) -> MoodleSyncEvent {
+        taken(u, UserMatchField::Email, "frank", Some(&holder(9, "frank")))
+    }
+
+    #[test]
+    fn a_number_never_makes_a_name_too_long() {
+        let long = "a".repeat(MAX_USERNAME_LEN);
+        assert_eq!(suffixed(&long, 12).chars().count(), MAX_USERNAME_LEN);
+        assert!(suffixed(&long, 12).ends_with("12"));
+    }
+}

@@ -13,6 +13,13 @@
 //! | Deleted, course kept          | recorded as kept, hidden, if it still exists | as Ended             |
 //!
 //! The deletion setting decides once: a course recorded as kept stays kept.
+//!
+//! "Enrolled with their role" means: by the account linked by their data (a participant added
+//! again with other data is linked again, the old account taken out first), holding no role they
+//! no longer have (a role change gives the new one, then takes the old one away), and, under
+//! MOODLE_UPDATE_ACCOUNTS, with their changed names, email and idnumber written to the account.
+//! A parked participant waits for a person, unless they changed since they were parked (a
+//! corrected email, a username sent).
 
 use serde::{Deserialize, Serialize};
 
@@ -86,22 +93,60 @@ pub fn wants<'a>(
     current.chain(removed).collect()
 }
 
+/// Whether the recorded link was made by data the participant no longer has, nor had when
+/// added: they were removed and added again as someone else. Links recorded before their key
+/// was kept, and links made under another match field, are kept.
+pub fn link_is_stale(p: &DesiredParticipant, r: &RecordedParticipant, s: &SagaSettings) -> bool {
+    match (&r.linked_by, r.moodle_user_id) {
+        (Some(k), Some(_)) => k.field == s.user_match_field && !p.owns_link(k.field, &k.value),
+        _ => false,
+    }
+}
+
+/// Whether the participant's changed names, email or idnumber are still to be written to their
+/// account (MOODLE_UPDATE_ACCOUNTS).
+pub fn account_update_due(
+    p: &DesiredParticipant,
+    r: &RecordedParticipant,
+    s: &SagaSettings,
+) -> bool {
+    s.update_accounts
+        && r.moodle_user_id.is_some()
+        && !link_is_stale(p, r, s)
+        && p.account_change
+            .is_some_and(|c| r.account_updated_for != Some(c.event_id))
+}
+
+/// Whether the record says a participant is out of the course (or never got in).
+pub fn known_out(r: &RecordedParticipant, has_course: bool) -> bool {
+    !has_course
+        || r.moodle_user_id.is_none()
+        || matches!(
+            r.enrolment,
+            Some(EnrolmentState::Unenrolled) | Some(EnrolmentState::Suspended)
+        )
+}
+
 /// Whether the record says a participant is as wanted, given whether the event's course exists.
-fn satisfied(want: Want, r: &RecordedParticipant, has_course: bool) -> bool {
+fn satisfied(
+    p: &DesiredParticipant,
+    want: Want,
+    r: &RecordedParticipant,
+    has_course: bool,
+    s: &SagaSettings,
+) -> bool {
     match want {
         Want::Enrolled(role) => {
-            has_course && r.enrolment == Some(EnrolmentState::Enrolled) && r.role_id == Some(role)
+            has_course
+                && r.enrolment == Some(EnrolmentState::Enrolled)
+                && r.role_id == Some(role)
+                && r.extra_roles.is_empty()
+                && !link_is_stale(p, r, s)
+                && !account_update_due(p, r, s)
         }
         // Out only when known to be out: an enrol whose outcome was unknown (recorded as a
         // failure, not `Enrolled`) may have enrolled them, so anyone linked is acted on.
-        Want::Out => {
-            !has_course
-                || r.moodle_user_id.is_none()
-                || matches!(
-                    r.enrolment,
-                    Some(EnrolmentState::Unenrolled) | Some(EnrolmentState::Suspended)
-                )
-        }
+        Want::Out => known_out(r, has_course),
     }
 }
 
@@ -118,8 +163,20 @@ pub struct Compared<'a> {
 
 impl Compared<'_> {
     /// Not as wanted, and Moodle refused them: they wait for a person, and so does the event.
+    /// A participant to enrol who changed since the park (their cause is another event) is
+    /// tried again.
     pub fn is_parked(&self) -> bool {
-        !self.satisfied && self.recorded.is_some_and(|r| r.parked.is_some())
+        let stands = |r: &RecordedParticipant| match (self.want, r.parked_for) {
+            // A park without a cause (one an operator step recorded) stands.
+            (Want::Enrolled(_), Some(for_cause)) if !for_cause.is_nil() => {
+                for_cause == self.desired.cause.event_id
+            }
+            _ => true,
+        };
+        !self.satisfied
+            && self
+                .recorded
+                .is_some_and(|r| r.parked.is_some() && stands(r))
     }
 
     /// Not as wanted, and the saga will act on them.
@@ -255,7 +312,7 @@ pub fn outstanding<'a>(
                 desired: p,
                 want,
                 recorded: r,
-                satisfied: satisfied(want, r.unwrap_or(&empty), has_course),
+                satisfied: satisfied(p, want, r.unwrap_or(&empty), has_course, settings),
             }
         })
         .collect();

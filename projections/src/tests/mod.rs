@@ -1,4 +1,6 @@
 //! Tests across the saga's rules and the event view (the per-module tests sit beside them).
 
+mod changes;
+mod identity;
 mod rulebook;
 pub(crate) mod runner;

@@ -4,7 +4,7 @@
 use cqrs_es::Aggregate;
 use uuid::Uuid;
 
-use domain::moodle_sync::{LinkKind, MoodleSync, MoodleSyncEvent};
+use domain::moodle_sync::{LinkKey, LinkKind, MoodleSync, MoodleSyncEvent};
 
 use crate::saga::{plan, Desired, RemovalMode, SagaSettings, Step};
 
@@ -21,7 +21,7 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                 participant_id: i.participant_id.clone(),
                 code: i.refusal.code.clone(),
                 reason: i.refusal.reason.clone(),
-                caused_by: nil,
+                caused_by: i.cause.event_id,
             })
             .collect(),
         Step::EnsureCourse(e) => {
@@ -47,7 +47,10 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
             .map(|u| match &u.new_username {
                 Ok(username) => MoodleSyncEvent::UserLinked {
                     differs: None,
-                    key: None,
+                    key: Some(LinkKey {
+                        field: l.field,
+                        value: u.key.clone(),
+                    }),
                     participant_id: u.participant_id.clone(),
                     moodle_user_id: 1000 + u.participant_id.len() as i64,
                     username: username.name.clone(),
@@ -58,7 +61,7 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                     participant_id: u.participant_id.clone(),
                     code: refusal.code.clone(),
                     reason: refusal.reason.clone(),
-                    caused_by: nil,
+                    caused_by: u.cause.event_id,
                 },
             })
             .collect(),
@@ -69,6 +72,23 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                 moodle_user_id: i.moodle_user_id,
                 role_id: i.role_id,
                 caused_by: nil,
+            })
+            .collect(),
+        Step::UnassignRoles { items, .. } => items
+            .iter()
+            .map(|i| MoodleSyncEvent::RoleUnassigned {
+                participant_id: i.participant_id.clone(),
+                moodle_user_id: i.moodle_user_id,
+                role_id: i.role_id,
+                caused_by: nil,
+            })
+            .collect(),
+        Step::UpdateAccounts(items) => items
+            .iter()
+            .map(|i| MoodleSyncEvent::AccountUpdated {
+                participant_id: i.participant_id.clone(),
+                moodle_user_id: i.moodle_user_id,
+                caused_by: i.change.event_id,
             })
             .collect(),
         Step::Remove { mode, items, .. } => items

@@ -76,7 +76,7 @@ pub(super) async fn link_users(
                 out.facts.push(matching::refused(u, refusal));
             }
             Match::Linked { .. } | Match::Ambiguous(_) => {
-                out.facts.extend(matching::fact(u, m));
+                out.facts.extend(matching::fact(u, l.field, m));
             }
         }
     }
@@ -210,8 +210,14 @@ async fn create(
         match settled {
             Settled::Accepted(part, created) => {
                 for ((u, _), c) in part.iter().zip(created.iter()) {
+                    let account = Account {
+                        id: c.id,
+                        username: c.username.clone(),
+                        email: Some(u.email.clone()),
+                        idnumber: u.idnumber.clone(),
+                    };
                     out.facts
-                        .push(matching::linked(u, c.id, &c.username, LinkKind::Created));
+                        .push(matching::linked(u, l.field, &account, LinkKind::Created));
                 }
             }
             Settled::Isolated(_, fact) => out.facts.push(fact),
