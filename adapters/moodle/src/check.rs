@@ -20,9 +20,11 @@ pub const REQUIRED_FUNCTIONS: &[&str] = &[
     "core_user_get_users_by_field",
     "core_user_get_users",
     "core_user_create_users",
+    "core_user_update_users",
     "core_enrol_get_enrolled_users",
     "enrol_manual_enrol_users",
     "enrol_manual_unenrol_users",
+    "core_role_unassign_roles",
 ];
 
 /// Result of [`check`].

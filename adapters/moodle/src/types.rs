@@ -7,6 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::secret::Secret;
 
+mod changes;
+pub use changes::{RoleUnassignment, UserUpdate};
+
 /// Answer of `core_webservice_get_site_info`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct SiteInfo {
@@ -164,11 +167,11 @@ pub struct Warning {
 
 impl Warning {
     /// The item's record does not exist: `invalidrecord` on 4.4 (e.g. updating a missing
-    /// course), `invalidrecordunknown` on 5.1.
+    /// course), `invalidrecordunknown` on 5.1, `invaliduserid` from `core_user_update_users`.
     pub fn is_missing_record(&self) -> bool {
         matches!(
             self.warningcode.as_str(),
-            "invalidrecord" | "invalidrecordunknown"
+            "invalidrecord" | "invalidrecordunknown" | "invaliduserid"
         )
     }
 }

@@ -126,6 +126,85 @@ impl MoodleClient {
     }
 }
 
+impl MoodleClient {
+    /// `core_user_update_users`, batched (≤100 per call); items that change nothing are not
+    /// sent. Values are checked first (email rule, names without tags): one bad value fails
+    /// Moodle's whole call.
+    ///
+    /// Moodle updates each item in its own transaction and answers a refused one with a warning
+    /// while keeping the others (observed): any warning comes back as
+    /// [`MoodleError::Warned`] (all of them, every batch sent), its [`MoodleError::refusal`]
+    /// telling an unknown user id ([`crate::Refusal::MissingUser`]) from an email another
+    /// account holds ([`crate::Refusal::EmailTaken`]). The items not warned about took effect;
+    /// sending them again is harmless.
+    pub async fn update_users(&self, users: &[UserUpdate]) -> Result<(), MoodleError> {
+        const F: &str = "core_user_update_users";
+        let users: Vec<&UserUpdate> = users.iter().filter(|u| !u.is_empty()).collect();
+        for u in &users {
+            check_update(u).map_err(|d| invalid(F, d))?;
+        }
+        let items: Vec<Vec<(&str, String)>> = users
+            .iter()
+            .map(|u| {
+                let mut item = Vec::new();
+                for (k, v) in [
+                    ("firstname", &u.firstname),
+                    ("lastname", &u.lastname),
+                    ("email", &u.email),
+                    ("idnumber", &u.idnumber),
+                ] {
+                    if let Some(v) = v {
+                        item.push((k, v.clone()));
+                    }
+                }
+                // The required key last (see `Form::push_objects`).
+                item.push(("id", u.id.to_string()));
+                item
+            })
+            .collect();
+        let vars: Vec<usize> = items.iter().map(Vec::len).collect();
+        let mut warnings = Vec::new();
+        for r in self.plan(&vars, MAX_USERS_PER_CALL).await {
+            let mut form = Form::new();
+            form.push_objects("users", &items[r.clone()]);
+            // 4.4 answers `{"warnings":[]}`; `null` (older releases) is success too.
+            let env: Option<WarningsEnvelope> = self.call_json(F, &form, r.len()).await?;
+            warnings.extend(env.map(|e| e.warnings).unwrap_or_default());
+        }
+        if warnings.is_empty() {
+            Ok(())
+        } else {
+            Err(MoodleError::Warned {
+                function: F.into(),
+                warnings,
+            }
+            .redact(&self.inner.token))
+        }
+    }
+}
+
+fn check_update(u: &UserUpdate) -> Result<(), String> {
+    if u.id <= 0 {
+        return Err(format!("user id {} is not a Moodle id", u.id));
+    }
+    if let Some(e) = &u.email {
+        if !wire::is_valid_email(e) {
+            return Err(format!("email {e:?} of user {} is not valid", u.id));
+        }
+    }
+    for (name, v) in [("firstname", &u.firstname), ("lastname", &u.lastname)] {
+        if v.as_ref()
+            .is_some_and(|v| v.trim().is_empty() || wire::has_tags(v))
+        {
+            return Err(format!(
+                "{name} of user {} must be non-blank text without tags",
+                u.id
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_new_user(u: &NewUser) -> Result<(), String> {
     if !wire::is_valid_username(&u.username) {
         return Err(format!(

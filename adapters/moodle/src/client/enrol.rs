@@ -1,4 +1,5 @@
-//! Enrolments: the participants of a course, enrolling (an upsert) and unenrolling.
+//! Enrolments: the participants of a course, enrolling (an upsert), unenrolling, and taking
+//! one role away while the enrolment stays.
 
 use super::{MoodleClient, MAX_ENROLMENTS_PER_CALL};
 use crate::error::MoodleError;
@@ -62,6 +63,27 @@ impl MoodleClient {
             })
             .collect();
         self.null_batches("enrol_manual_unenrol_users", "enrolments", &items)
+            .await
+    }
+
+    /// `core_role_unassign_roles` in course contexts, batched (≤500 per call). Each call is
+    /// all-or-nothing; taking a role the user does not hold (or from someone not enrolled) is a
+    /// silent no-op, a missing course or a role the web-service user may not assign fails the
+    /// call with `invalidparameter` (observed). The enrolment stays, perhaps without any role.
+    pub async fn unassign_roles(&self, items: &[RoleUnassignment]) -> Result<(), MoodleError> {
+        let items: Vec<Vec<(&str, String)>> = items
+            .iter()
+            .map(|u| {
+                vec![
+                    ("roleid", u.role_id.to_string()),
+                    ("contextlevel", "course".to_string()),
+                    ("instanceid", u.course_id.to_string()),
+                    // Required, so last (see `Form::push_objects`).
+                    ("userid", u.user_id.to_string()),
+                ]
+            })
+            .collect();
+        self.null_batches("core_role_unassign_roles", "unassignments", &items)
             .await
     }
 

@@ -13,9 +13,12 @@
 pub mod refusal;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod warned_tests;
 
 use crate::config::ConfigError;
 use crate::secret::Secret;
+use crate::types::Warning;
 pub use refusal::Refusal;
 
 /// Longest Moodle errorcode [`MoodleError::code`] passes through.
@@ -67,6 +70,26 @@ pub enum MoodleError {
         message: String,
         /// Transient or permanent.
         class: ErrorClass,
+    },
+    /// Moodle answered the call but refused some items with warnings (`external_warnings`);
+    /// the other items took effect, each in its own transaction (`core_user_update_users`).
+    /// Classified by the first warning's code, as an exception with that errorcode would be:
+    /// an unknown user id (`invaliduserid`) is [`Refusal::MissingUser`], an email another
+    /// account holds (`useremailduplicate`) [`Refusal::EmailTaken`].
+    #[error(
+        "Moodle {function}: {} item(s) refused, first {} {}: {} ({}); {}",
+        warnings.len(),
+        first(warnings).item.as_deref().unwrap_or("item"),
+        first(warnings).itemid.unwrap_or_default(),
+        first(warnings).warningcode,
+        first(warnings).message,
+        refusal::advice(function, &first(warnings).warningcode, &first(warnings).message)
+    )]
+    Warned {
+        /// The `wsfunction` called.
+        function: String,
+        /// Every warning of the call, in Moodle's order (never empty).
+        warnings: Vec<Warning>,
     },
     /// The request failed on the network: refused, reset, timed out, or a 5xx from Moodle or a proxy.
     #[error("Moodle {function}: transport error: {detail}{}", if *outcome_unknown { " (the call may have taken effect)" } else { "" })]
@@ -127,7 +150,8 @@ impl MoodleError {
             MoodleError::Transport { .. } => true,
             MoodleError::BadResponse { transient, .. } => *transient,
             MoodleError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            MoodleError::CountMismatch { .. }
+            MoodleError::Warned { .. }
+            | MoodleError::CountMismatch { .. }
             | MoodleError::InvalidInput { .. }
             | MoodleError::Config(_) => false,
         }
@@ -154,6 +178,9 @@ impl MoodleError {
     pub fn code(&self) -> String {
         match self {
             MoodleError::Moodle { errorcode, .. } => stable_code(errorcode).into(),
+            MoodleError::Warned { warnings, .. } => {
+                stable_code(&first(warnings).warningcode).into()
+            }
             MoodleError::Transport { .. } => "transport".into(),
             MoodleError::Http { status, .. } => format!("http_{status}"),
             MoodleError::BadResponse { .. } => "bad_response".into(),
@@ -163,10 +190,14 @@ impl MoodleError {
         }
     }
 
-    /// The Moodle `errorcode`, if Moodle answered with an exception.
+    /// The Moodle `errorcode`, if Moodle answered with an exception (or the first warning's
+    /// code, if it refused items with warnings).
     pub fn errorcode(&self) -> Option<&str> {
         match self {
             MoodleError::Moodle { errorcode, .. } => Some(errorcode),
+            MoodleError::Warned { warnings, .. } => {
+                warnings.first().map(|w| w.warningcode.as_str())
+            }
             _ => None,
         }
     }
@@ -181,7 +212,21 @@ impl MoodleError {
                 message,
                 ..
             } => Some(Refusal::classify(function, errorcode, message)),
+            MoodleError::Warned {
+                function, warnings, ..
+            } => {
+                let w = first(warnings);
+                Some(Refusal::classify(function, &w.warningcode, &w.message))
+            }
             _ => None,
+        }
+    }
+
+    /// The warnings of a call that refused some items ([`MoodleError::Warned`]); empty otherwise.
+    pub fn warnings(&self) -> &[Warning] {
+        match self {
+            MoodleError::Warned { warnings, .. } => warnings,
+            _ => &[],
         }
     }
 
@@ -226,6 +271,10 @@ impl MoodleError {
                 message,
                 ..
             } => refusal::advice(function, errorcode, message),
+            MoodleError::Warned { function, warnings } => {
+                let w = first(warnings);
+                refusal::advice(function, &w.warningcode, &w.message)
+            }
             MoodleError::Http { status, .. } => http_advice(*status).to_string(),
             MoodleError::Transport { .. } => {
                 "check that MOODLE_URL is reachable from this server; the call will be retried"
@@ -253,6 +302,18 @@ impl MoodleError {
                 errorcode: s(errorcode),
                 message: s(message),
                 class,
+            },
+            MoodleError::Warned { function, warnings } => MoodleError::Warned {
+                function: s(function),
+                warnings: warnings
+                    .into_iter()
+                    .map(|w| Warning {
+                        item: w.item.map(s),
+                        itemid: w.itemid,
+                        warningcode: s(w.warningcode),
+                        message: s(w.message),
+                    })
+                    .collect(),
             },
             MoodleError::Transport {
                 function,
@@ -291,6 +352,19 @@ impl MoodleError {
             },
             MoodleError::Config(c) => MoodleError::Config(c),
         }
+    }
+}
+
+/// The first warning of a [`MoodleError::Warned`] (a placeholder should one be built empty).
+fn first(warnings: &[Warning]) -> std::borrow::Cow<'_, Warning> {
+    match warnings.first() {
+        Some(w) => std::borrow::Cow::Borrowed(w),
+        None => std::borrow::Cow::Owned(Warning {
+            item: None,
+            itemid: None,
+            warningcode: "unknown".into(),
+            message: String::new(),
+        }),
     }
 }
 

@@ -35,6 +35,12 @@ pub enum Refusal {
     ShortnameTaken,
     /// Moodle refused a value; with debugging off it does not say which (`invalidparameter`).
     InvalidParameter,
+    /// Another account holds the email (`useremailduplicate`, a warning of
+    /// `core_user_update_users`; creation says only `invalidparameter`).
+    EmailTaken,
+    /// The account is one the web-service user may not change: an administrator's or the
+    /// guest account (`usernotupdatedadmin`, `usernotupdatedguest`, `usernotupdatedremote`).
+    AccountProtected,
     /// The web-service user may not assign this role (`wsusercannotassign`).
     RoleNotAssignable,
     /// The course has no enabled manual enrolment instance (`wsnoinstance`).
@@ -71,7 +77,13 @@ impl Refusal {
             "codingerror" if function == "enrol_manual_enrol_users" => Refusal::MissingUser,
             "invalidcourseid" => Refusal::MissingCourse,
             "shortnametaken" => Refusal::ShortnameTaken,
-            "invalidparameter" => Refusal::InvalidParameter,
+            "invalidparameter" | "useremailinvalid" => Refusal::InvalidParameter,
+            // Warnings of core_user_update_users (observed on 4.4); a deleted account is gone.
+            "invaliduserid" | "usernotupdateddeleted" => Refusal::MissingUser,
+            "useremailduplicate" => Refusal::EmailTaken,
+            "usernotupdatedadmin" | "usernotupdatedguest" | "usernotupdatedremote" => {
+                Refusal::AccountProtected
+            }
             "wsusercannotassign" => Refusal::RoleNotAssignable,
             "wsnoinstance" => Refusal::NoManualEnrolment,
             "nopermissions"
@@ -98,6 +110,8 @@ impl Refusal {
             Refusal::MissingRecord => "missing_record",
             Refusal::ShortnameTaken => "shortname_taken",
             Refusal::InvalidParameter => "invalid_parameter",
+            Refusal::EmailTaken => "email_taken",
+            Refusal::AccountProtected => "account_protected",
             Refusal::RoleNotAssignable => "role_not_assignable",
             Refusal::NoManualEnrolment => "no_manual_enrolment",
             Refusal::MissingCapability => "missing_capability",
@@ -123,7 +137,11 @@ impl Refusal {
     pub fn is_item_specific(self) -> bool {
         matches!(
             self,
-            Refusal::InvalidParameter | Refusal::MissingUser | Refusal::PasswordPolicy
+            Refusal::InvalidParameter
+                | Refusal::MissingUser
+                | Refusal::PasswordPolicy
+                | Refusal::EmailTaken
+                | Refusal::AccountProtected
         )
     }
 }
@@ -167,6 +185,8 @@ pub(super) fn advice(function: &str, errorcode: &str, message: &str) -> String {
         Refusal::MissingCapability => "the web-service user lacks a capability (see the capabilities list in the engine's Moodle setup guide), e.g. moodle/course:view and viewhiddencourses",
         Refusal::ShortnameTaken => "a course with this short name already exists: look it up and reuse it",
         Refusal::InvalidParameter => "Moodle refused a value (bad email, username not lowercase, user or email already exists, course missing); enable site debugging to see which",
+        Refusal::EmailTaken => "another Moodle account has this email (compared case-insensitively): merge the accounts in Moodle or change one of the emails",
+        Refusal::AccountProtected => "the account is an administrator's or the guest account, which the web-service user may not change: link the participant to another account",
         Refusal::PasswordPolicy => "the password does not meet the site's password policy",
         Refusal::Busy if errorcode == "sitemaintenance" => "Moodle is in maintenance mode; the call will be retried",
         Refusal::Busy => "Moodle was busy; the call will be retried",
