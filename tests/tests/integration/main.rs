@@ -9,6 +9,7 @@ mod api_idempotency;
 mod api_ops;
 mod fault_matrix;
 mod hostile_api;
+mod identity;
 mod kill;
 mod load;
 mod model;

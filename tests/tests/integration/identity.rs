@@ -1,0 +1,497 @@
+//! Identity you can trust (issue 11), each case against the simulator and the real Moodle of
+//! `../shared/moodle-lab`: the saga's worker in process on a fresh store, Moodle's state read
+//! back through Moodle's own web services.
+//!
+//! - username mode: a participant without a username is parked (`username_required`), never
+//!   given the account whose username is their email's local part; one with a username is
+//!   linked by it, and the story says the account's email differs;
+//! - email mode: a username made from the local part that a stranger holds gets a number
+//!   (`suffix`), or parks naming the holder (`park`); the stranger is never enrolled;
+//! - idnumber mode: matched exactly, new accounts get the number;
+//! - a role change leaves exactly the new role; single sign-on accounts get no password;
+//!   changed names reach the account only with MOODLE_UPDATE_ACCOUNTS.
+//!
+//! The real site is shared with other tests: every name here carries the run's tag.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use domain::environment::{Environment, EnvironmentCommand};
+use domain::event::{EventCommand, VleEvent};
+use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
+use domain::participant::{ParticipantInput, ParticipantPatch};
+use moodle::{ClientOptions, MoodleClient, MoodleUser, NewUser, Secret, UserField};
+use moodle_sim::{SimConfig, SimHandle, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
+use projections::saga::{
+    NewUserPassword, SagaSettings, UserMatchField, UsernameCollision, UsernameSource,
+};
+use saga::{SagaConfig, Worker};
+use store::{CommandMeta, Store};
+use support::real_moodle::{run_tag, RealMoodle};
+
+/// One Moodle the cases run against.
+struct Site {
+    name: &'static str,
+    client: MoodleClient,
+    template: i64,
+    category: i64,
+    /// Keeps the simulator running.
+    _sim: Option<SimHandle>,
+}
+
+async fn sites(test: &str) -> Vec<Site> {
+    let sim = Simulator::start_local(SimConfig::default()).await.unwrap();
+    let client = MoodleClient::from_parts(
+        &sim.url(),
+        Secret::new(sim.token()),
+        ClientOptions {
+            allow_insecure_http: true,
+            timeout: Duration::from_secs(10),
+            duplicate_timeout: Duration::from_secs(3),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let mut out = vec![Site {
+        name: "simulator",
+        client,
+        template: TEMPLATE_COURSE_ID,
+        category: EVENTS_CATEGORY_ID,
+        _sim: Some(sim),
+    }];
+    if let Some(real) = RealMoodle::from_env(test) {
+        real.wait_until_up().await;
+        out.push(Site {
+            name: "real Moodle",
+            client: real.client(),
+            template: real.template,
+            category: real.category,
+            _sim: None,
+        });
+    }
+    out
+}
+
+/// The engine: a fresh store and a worker with `settings`.
+struct Engine {
+    store: Store,
+    worker: Worker,
+}
+
+impl Engine {
+    async fn start(site: &Site, settings: SagaSettings) -> Engine {
+        let store = Store::connect(&store::testing::fresh_sqlite_url())
+            .await
+            .unwrap();
+        let settings = SagaSettings {
+            category_id: site.category,
+            ..settings
+        };
+        let config = SagaConfig {
+            poll_interval: Duration::from_millis(20),
+            worker_id: "identity".into(),
+            backoff_base: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(40),
+            ..SagaConfig::default()
+        };
+        let worker = Worker::new(store.clone(), Some(site.client.clone()), settings, config);
+        let e = Engine { store, worker };
+        e.store
+            .execute::<Environment>(
+                "env",
+                EnvironmentCommand::Put {
+                    id: "env".into(),
+                    name: "Env".into(),
+                    moodle_template_course_id: Some(site.template),
+                },
+                &CommandMeta::new("test"),
+            )
+            .await
+            .unwrap();
+        e
+    }
+
+    async fn command(&self, event: &str, command: EventCommand) {
+        self.store
+            .execute::<VleEvent>(event, command, &CommandMeta::new("test"))
+            .await
+            .unwrap();
+    }
+
+    async fn deploy(&self, event: &str, people: Vec<ParticipantInput>) {
+        let environment = self
+            .store
+            .load::<Environment>("env")
+            .await
+            .unwrap()
+            .map(|(e, _)| e);
+        self.command(
+            event,
+            EventCommand::Deploy {
+                id: event.into(),
+                environment_id: "env".into(),
+                name: format!("Identity {event}"),
+                participants: people,
+                environment,
+            },
+        )
+        .await;
+        self.run().await;
+    }
+
+    async fn patch(&self, event: &str, participant: &str, json: &str) {
+        let patch: ParticipantPatch = serde_json::from_str(json).unwrap();
+        self.command(
+            event,
+            EventCommand::ChangeParticipant {
+                participant_id: participant.into(),
+                patch,
+            },
+        )
+        .await;
+        self.run().await;
+    }
+
+    async fn run(&self) {
+        self.worker.run_until_idle().await.unwrap();
+    }
+
+    async fn recorded(&self, event: &str) -> MoodleSync {
+        self.store
+            .load::<MoodleSync>(event)
+            .await
+            .unwrap()
+            .map(|(s, _)| s)
+            .unwrap_or_default()
+    }
+
+    /// The saga's facts of `event`, in order.
+    async fn facts(&self, event: &str) -> Vec<MoodleSyncEvent> {
+        self.store
+            .read_stream("moodle_sync", event)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_value(e.payload).unwrap())
+            .collect()
+    }
+}
+
+fn person(tag: &str, id: &str, role: &str) -> ParticipantInput {
+    ParticipantInput {
+        id: id.into(),
+        email: format!("{id}.{tag}@uni.example"),
+        username: None,
+        first_name: "Ida".into(),
+        last_name: "Entity".into(),
+        role: role.into(),
+        idnumber: None,
+    }
+}
+
+async fn make_account(site: &Site, username: &str, email: &str, idnumber: Option<&str>) -> i64 {
+    site.client
+        .create_users(&[NewUser {
+            username: username.into(),
+            firstname: "Pre".into(),
+            lastname: "Existing".into(),
+            email: email.into(),
+            auth: "manual".into(),
+            password: Some(Secret::new("Pre-Existing-1!")),
+            createpassword: false,
+            idnumber: idnumber.map(str::to_string),
+        }])
+        .await
+        .unwrap_or_else(|e| panic!("{}: create {username}: {e}", site.name))[0]
+        .id
+}
+
+async fn user(site: &Site, field: UserField, value: &str) -> Option<MoodleUser> {
+    let found = site
+        .client
+        .get_users_by_field(field, &[value.to_string()])
+        .await
+        .unwrap();
+    found.into_iter().next()
+}
+
+/// Who is enrolled in `event`'s course, with their roles.
+async fn enrolled(site: &Site, e: &Engine, event: &str) -> Vec<(i64, Vec<i64>)> {
+    let course = e.recorded(event).await.course_id.expect("a course");
+    let mut out: Vec<(i64, Vec<i64>)> = site
+        .client
+        .get_enrolled_users(course, moodle::EnrolledFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| {
+            let mut roles: Vec<i64> = u.roles.iter().map(|r| r.roleid).collect();
+            roles.sort();
+            (u.id, roles)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn parked_code(r: &MoodleSync, participant: &str) -> Option<String> {
+    r.participant(participant)?
+        .parked
+        .as_ref()
+        .map(|p| p.0.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_mode_never_gives_a_participant_a_strangers_account() {
+    for site in sites("username_mode_never_gives_a_participant_a_strangers_account").await {
+        let tag = run_tag();
+        let stranger_name = format!("frank{tag}");
+        let stranger = make_account(
+            &site,
+            &stranger_name,
+            &format!("frank.other.{tag}@elsewhere.example"),
+            None,
+        )
+        .await;
+        let by_username = SagaSettings {
+            user_match_field: UserMatchField::Username,
+            ..SagaSettings::enabled(0)
+        };
+        let e = Engine::start(&site, by_username).await;
+        let event = format!("id-u-{tag}");
+        // `frank<tag>@uni.example` without a username: the local part is the stranger's name.
+        let mut frank = person(&tag, "frank", "student");
+        frank.email = format!("{stranger_name}@uni.example");
+        let mut named = person(&tag, "named", "student");
+        named.username = Some(stranger_name.to_uppercase());
+        let mut other = person(&tag, "other", "student");
+        other.username = Some(format!("other{tag}"));
+        e.deploy(&event, vec![frank]).await;
+        let r = e.recorded(&event).await;
+        assert_eq!(
+            parked_code(&r, "frank").as_deref(),
+            Some("username_required"),
+            "{}",
+            site.name
+        );
+        assert_eq!(r.participant("frank").unwrap().moodle_user_id, None);
+        assert!(
+            enrolled(&site, &e, &event).await.is_empty(),
+            "{}: nobody may hold frank's seat",
+            site.name
+        );
+        // Sent with the username: that account is the identity; its other email is told.
+        e.command(&event, EventCommand::AddParticipant { participant: named })
+            .await;
+        e.command(&event, EventCommand::AddParticipant { participant: other })
+            .await;
+        e.run().await;
+        let r = e.recorded(&event).await;
+        assert_eq!(
+            r.participant("named").unwrap().moodle_user_id,
+            Some(stranger)
+        );
+        let created = r.participant("other").unwrap().moodle_user_id.unwrap();
+        assert_eq!(
+            enrolled(&site, &e, &event).await,
+            {
+                let mut v = vec![(stranger, vec![5]), (created, vec![5])];
+                v.sort();
+                v
+            },
+            "{}",
+            site.name
+        );
+        let differs = e.facts(&event).await.into_iter().find_map(|f| match f {
+            MoodleSyncEvent::UserLinked {
+                participant_id,
+                differs,
+                ..
+            } if participant_id == "named" => differs,
+            _ => None,
+        });
+        assert!(
+            differs.is_some_and(|d| d.contains("frank.other")),
+            "{}: the story says the email differs",
+            site.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derived_username_a_stranger_holds_gets_a_number_or_parks() {
+    for site in sites("a_derived_username_a_stranger_holds_gets_a_number_or_parks").await {
+        for collision in [UsernameCollision::Suffix, UsernameCollision::Park] {
+            let tag = run_tag();
+            let name = format!("frank{tag}");
+            let stranger = make_account(
+                &site,
+                &name,
+                &format!("frank.other.{tag}@elsewhere.example"),
+                None,
+            )
+            .await;
+            let settings = SagaSettings {
+                username_source: UsernameSource::EmailLocalPart,
+                username_collision: collision,
+                ..SagaSettings::enabled(0)
+            };
+            let e = Engine::start(&site, settings).await;
+            let event = format!("id-c-{tag}");
+            let mut frank = person(&tag, "frank", "student");
+            frank.email = format!("{name}@uni.example");
+            e.deploy(&event, vec![frank]).await;
+            let r = e.recorded(&event).await;
+            let seats = enrolled(&site, &e, &event).await;
+            assert!(
+                !seats.iter().any(|(id, _)| *id == stranger),
+                "{}: the stranger got a seat",
+                site.name
+            );
+            match collision {
+                UsernameCollision::Suffix => {
+                    let id = r.participant("frank").unwrap().moodle_user_id.unwrap();
+                    let account = user(&site, UserField::Id, &id.to_string()).await.unwrap();
+                    assert_eq!(account.username, format!("{name}2"), "{}", site.name);
+                    assert_eq!(seats, vec![(id, vec![5])]);
+                }
+                UsernameCollision::Park => {
+                    let (code, reason) = r.participant("frank").unwrap().parked.clone().unwrap();
+                    assert_eq!(code, "username_taken", "{}", site.name);
+                    assert!(
+                        reason.contains(&format!("Moodle account {stranger}")),
+                        "{reason}"
+                    );
+                    assert!(seats.is_empty());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idnumber_mode_matches_exactly_and_new_accounts_get_the_number() {
+    for site in sites("idnumber_mode_matches_exactly_and_new_accounts_get_the_number").await {
+        let tag = run_tag();
+        let number = format!("S{tag}");
+        let existing = make_account(
+            &site,
+            &format!("kept{tag}"),
+            &format!("kept.{tag}@old.example"),
+            Some(&number),
+        )
+        .await;
+        let settings = SagaSettings {
+            user_match_field: UserMatchField::Idnumber,
+            ..SagaSettings::enabled(0)
+        };
+        let e = Engine::start(&site, settings).await;
+        let event = format!("id-n-{tag}");
+        let mut known = person(&tag, "known", "student");
+        known.idnumber = Some(number.clone());
+        let mut new = person(&tag, "new", "instructor");
+        new.idnumber = Some(format!("N{tag}"));
+        let anonymous = person(&tag, "anon", "student");
+        e.deploy(&event, vec![known, new, anonymous]).await;
+        let r = e.recorded(&event).await;
+        assert_eq!(
+            r.participant("known").unwrap().moodle_user_id,
+            Some(existing)
+        );
+        assert_eq!(
+            parked_code(&r, "anon").as_deref(),
+            Some("idnumber_required")
+        );
+        let created = user(&site, UserField::Idnumber, &format!("N{tag}"))
+            .await
+            .unwrap_or_else(|| panic!("{}: the new account has its idnumber", site.name));
+        assert_eq!(
+            r.participant("new").unwrap().moodle_user_id,
+            Some(created.id)
+        );
+        // Exact: another case is another number.
+        assert!(user(&site, UserField::Idnumber, &number.to_lowercase())
+            .await
+            .is_none());
+        let mut want = vec![(existing, vec![5]), (created.id, vec![3])];
+        want.sort();
+        assert_eq!(enrolled(&site, &e, &event).await, want, "{}", site.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_change_leaves_exactly_the_new_role() {
+    for site in sites("a_role_change_leaves_exactly_the_new_role").await {
+        let tag = run_tag();
+        let e = Engine::start(&site, SagaSettings::enabled(0)).await;
+        let event = format!("id-r-{tag}");
+        e.deploy(&event, vec![person(&tag, "ana", "student")]).await;
+        let id = e
+            .recorded(&event)
+            .await
+            .participant("ana")
+            .unwrap()
+            .moodle_user_id
+            .unwrap();
+        assert_eq!(enrolled(&site, &e, &event).await, vec![(id, vec![5])]);
+        e.patch(&event, "ana", r#"{"role":"instructor"}"#).await;
+        assert_eq!(
+            enrolled(&site, &e, &event).await,
+            vec![(id, vec![3])],
+            "{}",
+            site.name
+        );
+        e.patch(&event, "ana", r#"{"role":"student"}"#).await;
+        assert_eq!(enrolled(&site, &e, &event).await, vec![(id, vec![5])]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_accounts_get_no_password() {
+    for site in sites("single_sign_on_accounts_get_no_password").await {
+        let tag = run_tag();
+        let settings = SagaSettings {
+            new_user_auth: "oauth2".into(),
+            new_user_password: NewUserPassword::None,
+            ..SagaSettings::enabled(0)
+        };
+        let e = Engine::start(&site, settings).await;
+        let event = format!("id-s-{tag}");
+        e.deploy(&event, vec![person(&tag, "sso", "student")]).await;
+        let account = user(&site, UserField::Email, &format!("sso.{tag}@uni.example"))
+            .await
+            .unwrap_or_else(|| panic!("{}: the account was created", site.name));
+        assert_eq!(account.auth.as_deref(), Some("oauth2"), "{}", site.name);
+        assert_eq!(
+            enrolled(&site, &e, &event).await,
+            vec![(account.id, vec![5])]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_names_reach_the_account_only_when_asked() {
+    for site in sites("changed_names_reach_the_account_only_when_asked").await {
+        for update in [false, true] {
+            let tag = run_tag();
+            let settings = SagaSettings {
+                update_accounts: update,
+                ..SagaSettings::enabled(0)
+            };
+            let e = Engine::start(&site, settings).await;
+            let event = format!("id-a-{tag}");
+            e.deploy(&event, vec![person(&tag, "bo", "student")]).await;
+            e.patch(&event, "bo", r#"{"last_name":"Renamed"}"#).await;
+            let id = e
+                .recorded(&event)
+                .await
+                .participant("bo")
+                .unwrap()
+                .moodle_user_id
+                .unwrap();
+            let account = user(&site, UserField::Id, &id.to_string()).await.unwrap();
+            let want = if update { "Renamed" } else { "Entity" };
+            assert_eq!(account.lastname, want, "{} update={update}", site.name);
+        }
+    }
+}
