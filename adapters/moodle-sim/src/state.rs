@@ -70,6 +70,9 @@ pub struct SimUser {
     pub auth: String,
     /// Account suspended.
     pub suspended: bool,
+    /// idnumber ("" = none). Not unique: Moodle lets two accounts share one (observed).
+    #[serde(default)]
+    pub idnumber: String,
 }
 
 /// A manual enrolment and the roles held in the course.
@@ -81,7 +84,7 @@ pub struct SimEnrolment {
     pub course_id: i64,
     /// Enrolment suspended.
     pub suspended: bool,
-    /// Role ids, in the order added.
+    /// Role ids, in Moodle's order: the roles' sortorder, their id for the default roles.
     pub roles: Vec<i64>,
 }
 
@@ -171,6 +174,7 @@ impl SimState {
                     lastname: last.into(),
                     auth: "manual".into(),
                     suspended: false,
+                    idnumber: String::new(),
                 },
             );
         }
@@ -202,6 +206,7 @@ impl SimState {
             lastname: lastname.into(),
             auth: auth.into(),
             suspended: false,
+            idnumber: String::new(),
         };
         self.users.insert(id, u.clone());
         u

@@ -11,6 +11,7 @@
 mod courses;
 pub mod duplicate;
 mod enrol;
+mod user_update;
 mod users;
 
 use std::collections::BTreeSet;
@@ -35,9 +36,11 @@ pub const FUNCTIONS: &[&str] = &[
     "core_user_get_users_by_field",
     "core_user_get_users",
     "core_user_create_users",
+    "core_user_update_users",
     "core_enrol_get_enrolled_users",
     "enrol_manual_enrol_users",
     "enrol_manual_unenrol_users",
+    "core_role_unassign_roles",
 ];
 
 /// Functions that change the site (persisted after them).
@@ -48,8 +51,10 @@ pub fn is_mutating(function: &str) -> bool {
             | "core_course_update_courses"
             | "core_course_delete_courses"
             | "core_user_create_users"
+            | "core_user_update_users"
             | "enrol_manual_enrol_users"
             | "enrol_manual_unenrol_users"
+            | "core_role_unassign_roles"
     )
 }
 
@@ -91,6 +96,7 @@ pub fn batch_size(root: Obj<'_>) -> usize {
     for k in [
         "users",
         "enrolments",
+        "unassignments",
         "courses",
         "courseids",
         "values",
@@ -115,9 +121,11 @@ pub fn dispatch(s: &mut SimState, f: &str, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<
         "core_user_get_users_by_field" => users::by_field(s, p),
         "core_user_get_users" => users::get_users(s, p),
         "core_user_create_users" => users::create(s, p),
+        "core_user_update_users" => user_update::update(s, p),
         "core_enrol_get_enrolled_users" => enrol::enrolled_users(s, p),
         "enrol_manual_enrol_users" => enrol::enrol(s, p),
         "enrol_manual_unenrol_users" => enrol::unenrol(s, p, ctx),
+        "core_role_unassign_roles" => enrol::unassign_roles(s, p),
         _ => Err(WsError::invalid_record("external_functions")),
     }
 }

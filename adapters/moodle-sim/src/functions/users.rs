@@ -13,12 +13,18 @@ use crate::rules::{
 };
 use crate::state::{SimState, SimUser};
 
-fn user_json(u: &SimUser) -> Value {
-    json!({"id": u.id, "username": u.username, "firstname": u.firstname, "lastname": u.lastname,
+/// An account as `user_get_user_details()` describes it: `idnumber` only when not empty
+/// (observed: the key is absent once cleared).
+pub(super) fn user_json(u: &SimUser) -> Value {
+    let mut v = json!({"id": u.id, "username": u.username, "firstname": u.firstname, "lastname": u.lastname,
            "fullname": format!("{} {}", u.firstname, u.lastname), "email": u.email, "department": "",
-           "institution": "", "idnumber": "", "auth": u.auth, "suspended": u.suspended, "confirmed": true,
+           "institution": "", "auth": u.auth, "suspended": u.suspended, "confirmed": true,
            "lang": "en", "theme": "", "timezone": "99", "mailformat": 1, "description": "",
-           "descriptionformat": 1, "profileimageurlsmall": "", "profileimageurl": ""})
+           "descriptionformat": 1, "profileimageurlsmall": "", "profileimageurl": ""});
+    if !u.idnumber.is_empty() {
+        v["idnumber"] = json!(u.idnumber);
+    }
+    v
 }
 
 /// Whether PHP 8's `$value != clean_param($value, PARAM_INT)` is false: a numeric string equal
@@ -30,7 +36,8 @@ fn int_unchanged(v: &str) -> bool {
 }
 
 /// `core_user_get_users_by_field`: an exact match (case-sensitive, like PostgreSQL) on the
-/// cleaned values; a value that cleaning would change fails the whole call.
+/// cleaned values; a value that cleaning would change fails the whole call. An account is
+/// returned only if its details show the field, so an empty idnumber matches nobody (observed).
 pub(super) fn by_field(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
     p.only(&["field", "values"])?;
     let field = p.req_str("field")?;
@@ -59,6 +66,7 @@ pub(super) fn by_field(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
                 "id" => php_int(v) == u.id,
                 "username" => u.username == *v,
                 "email" => !u.email.is_empty() && u.email == *v,
+                "idnumber" => !u.idnumber.is_empty() && u.idnumber == *v,
                 _ => false,
             })
         })
@@ -121,6 +129,8 @@ pub(super) fn get_users(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
                 "id" => php_int(v) == u.id,
                 "username" => u.username == *v,
                 "auth" => u.auth == *v,
+                // `=`, not LIKE: exact and case-sensitive (observed on PostgreSQL).
+                "idnumber" => u.idnumber == *v,
                 "email" => like(&u.email, v),
                 "firstname" => like(&u.firstname, v),
                 "lastname" => like(&u.lastname, v),
@@ -131,6 +141,24 @@ pub(super) fn get_users(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
         .collect();
     Ok(json!({"users": users, "warnings": warnings}))
 }
+
+/// The auth plugins `core_user_create_users` accepts: those installed (the lab's, which are
+/// 4.4's standard ones, plus the third-party `saml2` many sites add), less `mnet` and
+/// `webservice`, which it removes. Whether a plugin is *enabled* is not checked: the lab
+/// creates `oauth2` accounts with only `email` enabled (observed).
+const AUTH_PLUGINS: &[&str] = &[
+    "cas",
+    "db",
+    "email",
+    "ldap",
+    "lti",
+    "manual",
+    "nologin",
+    "none",
+    "oauth2",
+    "shibboleth",
+    "saml2",
+];
 
 const USER_KEYS: &[&str] = &[
     "createpassword",
@@ -186,6 +214,7 @@ struct NewUser<'a> {
     auth: &'a str,
     createpassword: bool,
     password: Option<&'a str>,
+    idnumber: &'a str,
 }
 
 /// `validate_parameters()` for one account: known keys, types, and the cleaning of
@@ -205,6 +234,7 @@ fn validated(item: &PVal) -> Result<NewUser<'_>, WsError> {
         auth: o.opt_str("auth")?.unwrap_or("manual"),
         createpassword: o.opt_bool("createpassword")?.unwrap_or(false),
         password: o.opt_str("password")?,
+        idnumber: o.opt_str("idnumber")?.unwrap_or(""),
     };
     let trimmed = |v: &str| v.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B']) == v;
     if !username_unchanged(u.username)
@@ -222,7 +252,7 @@ fn validated(item: &PVal) -> Result<NewUser<'_>, WsError> {
 /// is the answer and nothing is kept.
 pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
     p.only(&["users"])?;
-    type NewRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    type NewRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
     let users: Vec<NewUser<'_>> = p
         .req_list("users")?
         .into_iter()
@@ -238,6 +268,7 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
             auth,
             createpassword,
             password,
+            idnumber,
         } = u;
         let blank = |v: &str| v.trim().is_empty();
         if blank(username) || blank(firstname) || blank(lastname) {
@@ -245,7 +276,7 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
         }
         let taken_name =
             s.user_by_username(username).is_some() || new.iter().any(|(u, ..)| *u == username);
-        if taken_name || matches!(auth, "mnet" | "webservice") || auth.is_empty() {
+        if taken_name || !AUTH_PLUGINS.contains(&auth) {
             return Err(WsError::invalid_param());
         }
         let internal = matches!(auth, "manual" | "email");
@@ -254,7 +285,7 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
         }
         let lower = email.to_lowercase();
         let taken_email = s.users.values().any(|u| u.email.to_lowercase() == lower)
-            || new.iter().any(|(_, _, _, e, _)| e.to_lowercase() == lower);
+            || new.iter().any(|(_, _, _, e, ..)| e.to_lowercase() == lower);
         if !validate_email(email) || taken_email {
             return Err(WsError::invalid_param());
         }
@@ -266,12 +297,16 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
         if username.chars().count() > USERNAME_COLUMN {
             return Err(WsError::dml_write());
         }
-        new.push((username, firstname, lastname, email, auth));
+        // The idnumber is stored as sent, never checked for uniqueness (observed).
+        new.push((username, firstname, lastname, email, auth, idnumber));
     }
     let out: Vec<Value> = new
         .into_iter()
-        .map(|(username, first, last, email, auth)| {
+        .map(|(username, first, last, email, auth, idnumber)| {
             let u = s.add_user(username, email, first, last, auth);
+            if let Some(stored) = s.users.get_mut(&u.id) {
+                stored.idnumber = idnumber.to_string();
+            }
             json!({"id": u.id, "username": u.username})
         })
         .collect();

@@ -7,14 +7,17 @@
 //! Every test works with courses, usernames and emails of its own (a random suffix) and removes
 //! them at the end, so that tests run side by side, in any order, on a shared site. One file per
 //! area: [`site`] (token, functions, wire format), [`courses`], [`duplication`], [`users`],
-//! [`enrol`], and [`rules`] (Moodle's parameter rules against the engine's and the simulator's,
-//! each written apart from Moodle's code).
+//! [`accounts`] (idnumber, updates, single sign-on accounts), [`enrol`], [`roles`] (a second
+//! role, unassigning one, unenrolling), and [`rules`] (Moodle's parameter rules against the
+//! engine's and the simulator's, each written apart from Moodle's code).
 
 use crate::common;
 
+mod accounts;
 mod courses;
 mod duplication;
 mod enrol;
+mod roles;
 mod rules;
 mod site;
 mod users;
