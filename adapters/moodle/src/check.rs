@@ -2,10 +2,19 @@
 //!
 //! One `core_webservice_get_site_info` call answers all three, because it lists the functions of
 //! the token's external service. Problems come with what to do about them.
+//!
+//! What no call can answer is said as a note for people to verify by hand: whether the auth
+//! plugin new accounts get (MOODLE_NEW_USER_AUTH) is enabled. No web-service function tells a
+//! token which plugins are enabled (Moodle 4.4's `core_auth_*` functions are about sign-up and
+//! consent; `tool_mobile_get_public_config` lists only the identity providers shown on the
+//! login page, so an enabled plugin without one looks disabled), and `core_user_create_users`
+//! checks only that the plugin is installed: on the lab it created `oauth2` accounts while only
+//! `email` was enabled.
 
 use serde::Serialize;
 
 use crate::client::MoodleClient;
+use crate::config::MoodleSettings;
 use crate::error::MoodleError;
 
 /// Every web-service function the engine calls; the token's external service must hold them all.
@@ -48,9 +57,40 @@ pub struct CheckReport {
     pub ok: bool,
     /// What is wrong and what to do, one line each.
     pub problems: Vec<String>,
+    /// What the check cannot see and a person should verify, one line each (never a reason
+    /// for `ok` to be false).
+    pub notes: Vec<String>,
 }
 
-/// Runs the preflight. Never fails: every problem ends up in [`CheckReport::problems`].
+/// Auth plugins Moodle always has enabled (`get_enabled_auth_plugins()` adds them itself).
+const ALWAYS_ENABLED_AUTH: &[&str] = &["manual", "nologin"];
+
+/// The note about the auth plugin of new accounts: `None` for one that is always enabled.
+pub fn auth_plugin_note(auth: Option<&str>) -> Option<String> {
+    if auth.is_some_and(|a| ALWAYS_ENABLED_AUTH.contains(&a)) {
+        return None;
+    }
+    let named = match auth {
+        Some(a) => format!("the auth plugin {a:?} (MOODLE_NEW_USER_AUTH)"),
+        None => "the auth plugin named by MOODLE_NEW_USER_AUTH (unless manual)".to_string(),
+    };
+    Some(format!(
+        "whether {named} is enabled cannot be read over web services: check it is enabled in          Site administration > Plugins > Authentication > Manage authentication. Moodle          creates accounts for an installed but disabled plugin without complaint, and their          owners then cannot log in"
+    ))
+}
+
+/// [`check`], with the note about the auth plugin the settings give new accounts (none for
+/// `manual`, which Moodle always enables).
+pub async fn check_for(client: &MoodleClient, settings: &MoodleSettings) -> CheckReport {
+    let mut r = check(client).await;
+    r.notes = auth_plugin_note(Some(&settings.new_user_auth))
+        .into_iter()
+        .collect();
+    r
+}
+
+/// Runs the preflight. Never fails: every problem ends up in [`CheckReport::problems`]. Without
+/// the settings, the note about the auth plugin names none: see [`check_for`].
 pub async fn check(client: &MoodleClient) -> CheckReport {
     let mut r = CheckReport::default();
     let mut too_old = false;
@@ -104,6 +144,7 @@ pub async fn check(client: &MoodleClient) -> CheckReport {
         }
     }
     r.ok = r.reachable && r.token_valid && r.functions_missing.is_empty() && !too_old;
+    r.notes = auth_plugin_note(None).into_iter().collect();
     r
 }
 
@@ -142,6 +183,9 @@ impl CheckReport {
         }
         for p in &self.problems {
             s.push_str(&format!("  - {p}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  note: {n}\n"));
         }
         s
     }

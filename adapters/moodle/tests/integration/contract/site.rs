@@ -135,3 +135,37 @@ async fn null_bodies_and_token_only_in_body() {
         cleanup(&t, &c, &[course.id], &[u]).await;
     }
 }
+
+#[tokio::test]
+async fn check_notes_what_it_cannot_see() {
+    for t in targets().await {
+        let c = t.client();
+        // No function of the service says which auth plugins are enabled (the lab's holds
+        // every user and enrolment function, and none does): a note, never a problem.
+        let generic = check(&c).await;
+        assert!(generic.ok, "{}: {:?}", t.name, generic.problems);
+        assert_eq!(generic.notes.len(), 1, "{}", t.name);
+        assert!(generic.notes[0].contains("MOODLE_NEW_USER_AUTH"));
+        let sso = MoodleSettings {
+            new_user_auth: "oauth2".into(),
+            ..MoodleSettings::default()
+        };
+        let r = check_for(&c, &sso).await;
+        assert!(
+            r.ok && r.problems.is_empty(),
+            "{}: {:?}",
+            t.name,
+            r.problems
+        );
+        let text = r.render_text();
+        assert!(
+            text.contains("note: whether the auth plugin \"oauth2\" (MOODLE_NEW_USER_AUTH) is enabled cannot be read over web services"),
+            "{text}"
+        );
+        assert!(text.contains("Manage authentication"), "{text}");
+        // manual is always enabled: nothing to verify.
+        let r = check_for(&c, &MoodleSettings::default()).await;
+        assert!(r.notes.is_empty(), "{}: {:?}", t.name, r.notes);
+        assert!(!r.render_text().contains("note:"));
+    }
+}
