@@ -150,6 +150,7 @@ impl RealMoodle {
                         lastname: u.lastname,
                         auth: u.auth.unwrap_or_default(),
                         suspended: u.suspended.unwrap_or(false),
+                        idnumber: u.idnumber.unwrap_or_default(),
                     },
                 );
             }
@@ -182,6 +183,7 @@ impl RealMoodle {
                         lastname: String::new(),
                         auth: String::new(),
                         suspended: false,
+                        idnumber: u.idnumber.clone().unwrap_or_default(),
                     });
                     enrolled.insert(
                         u.id,

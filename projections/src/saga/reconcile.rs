@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use domain::event::Status;
 use domain::moodle_sync::{
-    DriftKind, DriftNote, EnrolmentState, LinkKind, MoodleSync, MoodleSyncEvent,
+    DriftKind, DriftNote, EnrolmentState, LinkKey, LinkKind, MoodleSync, MoodleSyncEvent,
     RecordedParticipant,
 };
 use domain::participant::Participant;
@@ -292,9 +292,12 @@ pub fn reconcile(
         // Link a participant found in the course though the saga never linked them.
         let link = |e: &ObservedEnrolment, corrections: &mut Vec<MoodleSyncEvent>| {
             if r.moodle_user_id.is_none() {
+                let field = settings.user_match_field;
                 corrections.push(MoodleSyncEvent::UserLinked {
                     differs: None,
-                    key: None,
+                    key: field
+                        .key_of(&p.participant)
+                        .map(|value| LinkKey { field, value }),
                     participant_id: id.clone(),
                     moodle_user_id: e.user_id,
                     username: e.username.clone(),
@@ -361,7 +364,46 @@ pub fn reconcile(
                             });
                         }
                     }
-                    Some(_) => {}
+                    // The role, and another the engine gives (a role change left behind, or
+                    // given by hand): drift; the saga takes it away. Roles the engine does not
+                    // give are the site's business and left alone.
+                    Some(e) => {
+                        let managed = [settings.instructor_role_id, settings.student_role_id];
+                        let extra: Vec<i64> = e
+                            .roles
+                            .iter()
+                            .copied()
+                            .filter(|x| *x != role && managed.contains(x))
+                            .collect();
+                        if !extra.is_empty() {
+                            row(
+                                DriftKind::Role,
+                                format!("role of {id}"),
+                                Some(id),
+                                format!("{} only", role_label(settings, role)),
+                                roles_label(settings, &e.roles),
+                            );
+                            let unknown: Vec<i64> = extra
+                                .into_iter()
+                                .filter(|x| !r.extra_roles.contains(x))
+                                .collect();
+                            if !unknown.is_empty()
+                                && r.moodle_user_id.is_none_or(|u| u == e.user_id)
+                            {
+                                link(e, &mut corrections);
+                                // As Moodle holds them: the extra roles given, then the role
+                                // (the fold keeps the earlier ones as roles to take away).
+                                for x in unknown.into_iter().chain([role]) {
+                                    corrections.push(MoodleSyncEvent::Enrolled {
+                                        participant_id: id.clone(),
+                                        moodle_user_id: e.user_id,
+                                        role_id: x,
+                                        caused_by: p.cause.event_id,
+                                    });
+                                }
+                            }
+                        }
+                    }
                 }
             }
             Want::Out => {

@@ -773,6 +773,26 @@ mod reconcile_pure {
     }
 
     #[test]
+    fn an_extra_role_is_drift_and_taken_away() {
+        let (d, mut r) = in_sync();
+        let mut o = mirror(&r);
+        let uid = r.participants["st"].moodle_user_id.unwrap();
+        // The student also holds the instructor role (and a role the engine does not give).
+        let e = o.enrolments.iter_mut().find(|e| e.user_id == uid).unwrap();
+        e.roles = vec![5, 3, 9];
+        let rec = reconcile(&d, &r, &o, &settings());
+        assert_eq!(rec.rows.len(), 1, "{:?}", rec.rows);
+        assert_eq!(rec.rows[0].note.kind, DriftKind::Role);
+        apply(&mut r, rec.corrections);
+        assert_eq!(r.participants["st"].extra_roles, [3]);
+        let steps = converge(&d, &mut r, &settings());
+        assert_eq!(steps, ["unassign_roles"]);
+        // Reported once Moodle holds exactly the role again: nothing.
+        let o = mirror(&r);
+        assert!(reconcile(&d, &r, &o, &settings()).rows.is_empty());
+    }
+
+    #[test]
     fn a_course_shown_by_hand_on_an_ended_event_is_hidden_again() {
         let (mut d, mut r) = in_sync();
         d.apply(2, EventEvent::Ended);
