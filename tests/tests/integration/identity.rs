@@ -495,3 +495,38 @@ async fn changed_names_reach_the_account_only_when_asked() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_taken_email_parks_that_participant_alone() {
+    for site in sites("one_taken_email_parks_that_participant_alone").await {
+        let tag = run_tag();
+        let holder_email = format!("shared.{tag}@uni.example");
+        let holder = make_account(&site, &format!("holder{tag}"), &holder_email, None).await;
+        let settings = SagaSettings {
+            user_match_field: UserMatchField::Username,
+            ..SagaSettings::enabled(0)
+        };
+        let e = Engine::start(&site, settings).await;
+        let event = format!("id-e-{tag}");
+        let mut people: Vec<ParticipantInput> = (0..4)
+            .map(|i| {
+                let mut p = person(&tag, &format!("p{i}"), "student");
+                p.username = Some(format!("p{i}{tag}"));
+                p
+            })
+            .collect();
+        // p2 is someone else with an email another account (not theirs by username) holds.
+        people[2].email = holder_email.clone();
+        e.deploy(&event, people).await;
+        let r = e.recorded(&event).await;
+        let (code, reason) = r.participant("p2").unwrap().parked.clone().unwrap();
+        assert_eq!(code, "email_taken", "{}: {reason}", site.name);
+        assert!(
+            reason.contains(&format!("Moodle account {holder}")),
+            "{reason}"
+        );
+        let seats = enrolled(&site, &e, &event).await;
+        assert_eq!(seats.len(), 3, "{}: everyone else is enrolled", site.name);
+        assert!(!seats.iter().any(|(id, _)| *id == holder));
+    }
+}
