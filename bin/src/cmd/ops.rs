@@ -63,7 +63,7 @@ pub async fn moodle_check(settings: &Settings, json: bool) -> anyhow::Result<Exi
         anyhow::bail!("the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN");
     }
     let client = moodle::MoodleClient::new(settings).context("building the Moodle client")?;
-    let report = moodle::check(&client).await;
+    let report = moodle::check_for(&client, settings).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
