@@ -1,4 +1,5 @@
-//! OpenVLE events: deploy, participants, end, delete, view, history, Moodle retry.
+//! OpenVLE events: deploy, participants, end, delete, view, history, Moodle retry (a
+//! participant's PATCH is in `participants`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,6 +18,7 @@ use projections::view::EventView;
 
 use crate::body;
 use crate::commands::{self, CommandCtx};
+use crate::identity;
 use crate::{ApiError, AppState};
 
 /// `POST /api/v1/events`.
@@ -53,14 +55,14 @@ fn views_error(e: views::ViewsError) -> ApiError {
     }
 }
 
-async fn view_or_404(state: &AppState, id: &str) -> Result<EventView, ApiError> {
+pub(crate) async fn view_or_404(state: &AppState, id: &str) -> Result<EventView, ApiError> {
     load_view(state, id)
         .await?
         .ok_or_else(|| ApiError::event_not_found(id))
 }
 
 /// The 202 answer of a command on an event.
-async fn accepted(
+pub(crate) async fn accepted(
     state: &AppState,
     id: &str,
     appended: store::Appended,
@@ -73,7 +75,7 @@ async fn accepted(
 }
 
 /// A refusal of a command on an event that does not exist names the id of the path.
-fn on_event(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+pub(crate) fn on_event(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
     move |e| {
         if e.code == "event_not_found" {
             ApiError::event_not_found(id)
@@ -105,6 +107,12 @@ pub(crate) async fn deploy(
         }
     };
     commands::run(state, ctx, "deploy", raw, move |state, meta| async move {
+        identity::refuse_unmatchable(
+            &state.config().moodle,
+            req.participants
+                .iter()
+                .map_while(|p| p.clone().validate().ok()),
+        )?;
         let environment = state
             .store()
             .load::<Environment>(&req.environment_id)
@@ -150,6 +158,10 @@ pub(crate) async fn add_participant(
         "add_participant",
         raw,
         move |state, meta| async move {
+            identity::refuse_unmatchable(
+                &state.config().moodle,
+                participant.clone().validate().ok(),
+            )?;
             let appended = commands::execute::<VleEvent>(&state, &id, &meta, || {
                 EventCommand::AddParticipant {
                     participant: participant.clone(),

@@ -19,9 +19,11 @@ mod commands;
 mod environments;
 mod error;
 mod events;
+mod identity;
 pub mod metrics;
 mod moodle_routes;
 mod ops;
+mod participants;
 
 use std::fmt;
 use std::future::Future;
@@ -257,6 +259,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         "DELETE",
         "/api/v1/events/{id}/participants/{participant_id}",
     ),
+    ("PATCH", "/api/v1/events/{id}/participants/{participant_id}"),
     ("POST", "/api/v1/events/{id}/end"),
     ("GET", "/api/v1/events/{id}/history"),
     ("POST", "/api/v1/events/{id}/moodle/retry"),
@@ -292,7 +295,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/events/{id}/participants/{participant_id}",
-            axum::routing::delete(events::remove_participant),
+            axum::routing::delete(events::remove_participant)
+                .patch(participants::change_participant),
         )
         .route("/api/v1/events/{id}/end", post(events::end_event))
         .route("/api/v1/events/{id}/history", get(events::history))
