@@ -7,6 +7,7 @@ mod api_errors;
 mod api_events;
 mod api_idempotency;
 mod api_ops;
+mod api_participants;
 mod fault_matrix;
 mod hostile_api;
 mod identity;
