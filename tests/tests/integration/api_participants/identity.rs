@@ -6,7 +6,10 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use domain::event::{EventCommand, VleEvent};
+use domain::participant::ParticipantInput;
 use domain::settings::UserMatchField;
+use store::CommandMeta;
 use support::{both_backends, deploy_body, participant, ApiConfig, Backend, TestApp};
 
 use super::{history_types, patch, refused, with};
@@ -95,9 +98,32 @@ async fn the_match_field_is_required(backend: Backend, field: UserMatchField, wa
     )
     .await;
 
+    // One recorded without the value (before Moodle was on: straight into the log here) is
+    // refused any PATCH until it carries the value.
+    let old: ParticipantInput = serde_json::from_value(participant("old", "student")).unwrap();
+    app.store()
+        .execute::<VleEvent>(
+            &event,
+            EventCommand::AddParticipant { participant: old },
+            &CommandMeta::new("test"),
+        )
+        .await
+        .expect("recorded without the value");
+    let old = format!("{participants}/old");
+    let role = json!({"role": "instructor"});
+    refused(&app, patch(&app, &old, &role), unprocessable, want).await;
+    let (status, answer) = patch(&app, &old, &json!({ name: "k4" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
     assert_eq!(
         history_types(&app, &event).await,
-        ["Deployed", "ParticipantAdded", "ParticipantChanged"]
+        [
+            "Deployed",
+            "ParticipantAdded",
+            "ParticipantChanged",
+            "ParticipantAdded",
+            "ParticipantChanged"
+        ]
     );
 }
 
