@@ -119,7 +119,7 @@ pub(crate) async fn users(
 /// `GET /api/v1/moodle/check`.
 pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let client = client(&state)?;
-    let report = moodle::check(client).await;
+    let report = moodle::check_for(client, &state.config().moodle).await;
     Ok(Json(
         serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
     ))

@@ -419,7 +419,7 @@ mod tests {
             "invalidparameter".into(),
             None,
             &[],
-            &[holder.clone()],
+            std::slice::from_ref(&holder),
         );
         assert!(
             matches!(&f, MoodleSyncEvent::ParticipantParked { code, reason, .. }
