@@ -81,7 +81,7 @@ pub(super) async fn link_users(
         }
     }
 
-    let named = match name_new_accounts(client, l, &to_create).await {
+    let named = match name_new_accounts(client, l, &to_create, &found).await {
         Ok(named) => named,
         Err(e) => return out.fail(failure_of(&e)),
     };
@@ -104,14 +104,19 @@ pub(super) async fn link_users(
 }
 
 /// The username each new account gets: the planned names looked up in one batch, then the
-/// numbered candidates of those taken (suffix rule), and [`naming::assign`] decides.
+/// numbered candidates of those taken (suffix rule), and [`naming::assign`] decides. In username
+/// mode the names are the keys just looked up (`found`): no second look-up.
 async fn name_new_accounts(
     client: &MoodleClient,
     l: &LinkUsers,
     users: &[&UserToLink],
+    found: &[Account],
 ) -> Result<Vec<Naming>, MoodleError> {
     if users.is_empty() {
         return Ok(Vec::new());
+    }
+    if l.field == UserMatchField::Username {
+        return Ok(naming::assign(users, found, l.collision));
     }
     let mut taken: Vec<Account> = client
         .get_users_by_field(UserField::Username, &naming::planned_names(users))
