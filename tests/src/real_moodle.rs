@@ -102,21 +102,7 @@ impl RealMoodle {
 
     /// Makes an account by hand, as a site administrator would have before the engine ran.
     pub async fn create_user(&self, username: &str, email: &str) -> i64 {
-        let created = self
-            .client()
-            .create_users(&[NewUser {
-                idnumber: None,
-                username: username.into(),
-                firstname: "Pre".into(),
-                lastname: "Existing".into(),
-                email: email.into(),
-                auth: "manual".into(),
-                password: Some(Secret::new("Pre-Existing-1!")),
-                createpassword: false,
-            }])
-            .await
-            .unwrap_or_else(|e| panic!("create {username} in the real Moodle: {e}"));
-        created[0].id
+        create_account(&self.client(), username, email, None).await
     }
 
     /// What the site holds of `model`'s run, in the simulator's shape so that
@@ -212,6 +198,30 @@ impl RealMoodle {
         }
         s
     }
+}
+
+/// Makes an account by hand on the site `client` reaches (real or simulated), as a site
+/// administrator would have before the engine ran; its id.
+pub async fn create_account(
+    client: &MoodleClient,
+    username: &str,
+    email: &str,
+    idnumber: Option<&str>,
+) -> i64 {
+    let created = client
+        .create_users(&[NewUser {
+            idnumber: idnumber.map(str::to_string),
+            username: username.into(),
+            firstname: "Pre".into(),
+            lastname: "Existing".into(),
+            email: email.into(),
+            auth: "manual".into(),
+            password: Some(Secret::new("Pre-Existing-1!")),
+            createpassword: false,
+        }])
+        .await
+        .unwrap_or_else(|e| panic!("create {username}: {e}"));
+    created[0].id
 }
 
 /// A client for `url` with `token` (plain http allowed: the lab serves on loopback).

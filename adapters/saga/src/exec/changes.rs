@@ -7,7 +7,7 @@ use domain::moodle_sync::MoodleSyncEvent;
 use moodle::{MoodleClient, MoodleError, RoleUnassignment, UserUpdate};
 use projections::saga::{Failure, UnassignItem, UpdateItem};
 
-use super::bisect::{bisect, Refused, Settled};
+use super::bisect::{bisect, Bisected, Refused, Settled};
 use super::{failure_of, item_specific, Outcome};
 
 fn judged<R>(result: Result<R, MoodleError>) -> Result<R, Refused<MoodleError, Failure>> {
@@ -68,23 +68,12 @@ pub(super) async fn unassign_roles(
         },
     )
     .await;
-    for settled in done.settled {
-        match settled {
-            Settled::Accepted(part, ()) => {
-                out.facts
-                    .extend(part.iter().map(|i| MoodleSyncEvent::RoleUnassigned {
-                        participant_id: i.participant_id.clone(),
-                        moodle_user_id: i.moodle_user_id,
-                        role_id: i.role_id,
-                        caused_by: i.cause.event_id,
-                    }))
-            }
-            Settled::Isolated(_, fact) => out.facts.push(fact),
-        }
-    }
-    if let Some(f) = done.stopped {
-        out.fail(f);
-    }
+    record(done, out, |i| MoodleSyncEvent::RoleUnassigned {
+        participant_id: i.participant_id.clone(),
+        moodle_user_id: i.moodle_user_id,
+        role_id: i.role_id,
+        caused_by: i.cause.event_id,
+    });
 }
 
 pub(super) async fn update_accounts(
@@ -121,17 +110,24 @@ pub(super) async fn update_accounts(
         },
     )
     .await;
+    record(done, out, |i| MoodleSyncEvent::AccountUpdated {
+        participant_id: i.participant_id.clone(),
+        moodle_user_id: i.moodle_user_id,
+        caused_by: i.change.event_id,
+    });
+}
+
+/// Records what a bisected batch established: `fact` of each accepted item, the park of each
+/// refused one, and the failure that stopped it.
+fn record<T>(
+    done: Bisected<'_, T, (), MoodleSyncEvent, Failure>,
+    out: &mut Outcome,
+    fact: impl Fn(&T) -> MoodleSyncEvent,
+) {
     for settled in done.settled {
         match settled {
-            Settled::Accepted(part, ()) => {
-                out.facts
-                    .extend(part.iter().map(|i| MoodleSyncEvent::AccountUpdated {
-                        participant_id: i.participant_id.clone(),
-                        moodle_user_id: i.moodle_user_id,
-                        caused_by: i.change.event_id,
-                    }))
-            }
-            Settled::Isolated(_, fact) => out.facts.push(fact),
+            Settled::Accepted(part, ()) => out.facts.extend(part.iter().map(&fact)),
+            Settled::Isolated(_, park) => out.facts.push(park),
         }
     }
     if let Some(f) = done.stopped {
