@@ -132,13 +132,17 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain and report the first position where it breaks.
+    /// Recompute the hash chain and report the first position where it breaks (reads only:
+    /// nothing is sealed, created or migrated; exit 0 intact, 2 broken, 3 no database, 1 error).
     Verify {
         #[arg(long)]
         json: bool,
     },
     /// One OpenVLE event's whole story: domain and saga events interleaved, in order.
     Show(crate::cmd::audit_show::AuditShowArgs),
+    /// Extend the hash chain over events appended since the last seal (the engine seals after
+    /// every append; this is for a seal that failed).
+    Seal,
     /// Stream the log as JSON lines.
     Export {
         /// Only positions after this one.

@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            cmd::ops::exit_code_of(&e)
         }
     }
 }
@@ -51,7 +51,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
             return cmd::ops::verify(all()?, json).await
         }
         Command::Audit(AuditCommand::Show(args)) => {
-            let store = config::open_store(all()?).await?;
+            let store = cmd::ops::open_read_only(all()?).await?;
             cmd::audit_show::run(&store, &args).await?
         }
         Command::Reconcile { event, apply, json } => {
@@ -64,6 +64,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
             let store = config::open_store(all).await?;
             cmd::replay::run(&store, all.saga(), &args).await?
         }
+        Command::Audit(AuditCommand::Seal) => cmd::ops::seal(all()?).await?,
         Command::Audit(AuditCommand::Export { after, event }) => {
             cmd::ops::export(all()?, after, event).await?
         }

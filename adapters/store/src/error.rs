@@ -26,6 +26,10 @@ pub enum StoreError {
     /// A schema migration failed (or the database holds migrations this binary does not know).
     #[error("event store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read-only command found no database of the engine where DATABASE_URL points (no such
+    /// file, no schema, or migrations this binary expects not applied): nothing was created.
+    #[error("no event store to read: {0}")]
+    NotAStore(String),
     /// Writing an export failed.
     #[error("export write failed: {0}")]
     Io(#[from] std::io::Error),

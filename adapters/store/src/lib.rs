@@ -30,6 +30,7 @@ mod export;
 mod idempotency;
 mod model;
 mod read;
+mod read_only;
 pub mod sql;
 mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -60,6 +60,9 @@ pub struct StoreOptions {
     pub idempotency_stale_after: Duration,
     /// Apply migrations at connect.
     pub migrate: bool,
+    /// Open for reading only: nothing is created, migrated or written (SQLite opened read-only,
+    /// PostgreSQL sessions in read-only transactions). See [`Store::open_read_only`].
+    pub read_only: bool,
 }
 
 impl Default for StoreOptions {
@@ -71,6 +74,7 @@ impl Default for StoreOptions {
             conflict_retries: 32,
             idempotency_stale_after: Duration::from_secs(300),
             migrate: true,
+            read_only: false,
         }
     }
 }
@@ -95,10 +99,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/postgres");
 
-fn backend_of(database_url: &str) -> Result<Backend, StoreError> {
+pub(crate) fn backend_of(database_url: &str) -> Result<Backend, StoreError> {
     let lower = database_url.trim().to_ascii_lowercase();
     if lower.starts_with("sqlite:") {
         Ok(Backend::Sqlite)
@@ -166,13 +171,19 @@ impl Store {
                              expected sqlite://<path>"
                         ))
                     })?
-                    .create_if_missing(true)
-                    // WAL: readers never block the writer nor each other.
-                    .journal_mode(SqliteJournalMode::Wal)
+                    .create_if_missing(!options.read_only)
+                    .read_only(options.read_only)
                     // FULL: a 202 means "durably appended", even across a power loss.
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(options.sqlite_busy_timeout)
                     .foreign_keys(true);
+                // WAL: readers never block the writer nor each other (set by the writers: a
+                // read-only connection may not change the journal mode).
+                let connect = if options.read_only {
+                    connect
+                } else {
+                    connect.journal_mode(SqliteJournalMode::Wal)
+                };
                 if connect.get_filename().to_string_lossy() == ":memory:" {
                     return Err(StoreError::Config(
                         "DATABASE_URL sqlite::memory: is not supported: each pooled connection \
@@ -196,6 +207,11 @@ impl Store {
                         redact(database_url)
                     ))
                 })?;
+                let connect = if options.read_only {
+                    connect.options([("default_transaction_read_only", "on")])
+                } else {
+                    connect
+                };
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
                     .acquire_timeout(options.acquire_timeout)

@@ -5,8 +5,43 @@ use tokio::io::AsyncWriteExt;
 
 use anyhow::Context;
 
-use crate::config::open_store;
+use crate::config::{open_store, redact_url};
 use crate::settings::Settings;
+
+/// Exit code of a read-only command that found no database of the engine where DATABASE_URL
+/// points: distinct from 2 ("problem found") and from 1 (any other error).
+const NO_STORE: u8 = 3;
+
+/// The exit code of a failed command.
+pub fn exit_code_of(e: &anyhow::Error) -> ExitCode {
+    let no_store = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(store::StoreError::NotAStore(_))));
+    if no_store {
+        ExitCode::from(NO_STORE)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The store of the read-only commands (`audit verify`, `audit export`, `audit show`, `status`):
+/// an existing, migrated database, opened so that nothing is created or written.
+pub async fn open_read_only(settings: &Settings) -> anyhow::Result<store::Store> {
+    let url = &settings.database_url;
+    store::Store::open_read_only(url).await.with_context(|| {
+        format!(
+            "opening the event store read-only (DATABASE_URL={})",
+            redact_url(url)
+        )
+    })
+}
+
+pub async fn seal(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let sealed = store.seal().await.context("sealing the log")?;
+    eprintln!("audit chain sealed up to position {sealed}");
+    Ok(())
+}
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
@@ -15,22 +50,29 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Exit code 0 when the chain holds, 2 when it breaks (1 is for errors).
+/// Exit code 0 when the chain holds, 2 when it breaks, 3 when there is no database (1 is for
+/// errors). Reads only: a row inserted by hand is reported, never sealed by the check.
 pub async fn verify(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let store = open_store(settings).await?;
-    store
-        .seal()
-        .await
-        .context("sealing the log before verifying")?;
+    let store = open_read_only(settings).await?;
     let report = store.verify().await.context("verifying the audit chain")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         match &report.first_break {
-            None => println!(
-                "audit chain intact: {} events checked, head position {}",
-                report.checked, report.head
-            ),
+            None => {
+                println!(
+                    "audit chain intact: {} events checked, head position {}",
+                    report.checked, report.head
+                );
+                if report.head > report.sealed_head {
+                    println!(
+                        "positions after {} are not sealed yet: a running engine seals what it \
+                         appends at once, so a lasting unsealed tail was written around it (or a \
+                         seal failed: `openvle-moodle audit seal`)",
+                        report.sealed_head
+                    );
+                }
+            }
             Some(b) => println!(
                 "audit chain BROKEN at position {}: {}",
                 b.position, b.reason
@@ -45,7 +87,7 @@ pub async fn verify(settings: &Settings, json: bool) -> anyhow::Result<ExitCode>
 }
 
 pub async fn export(settings: &Settings, after: i64, event: Option<String>) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_read_only(settings).await?;
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
     let summary = store
         .export(after, event.as_deref(), &mut out)
@@ -77,7 +119,7 @@ pub async fn moodle_check(settings: &Settings, json: bool) -> anyhow::Result<Exi
 }
 
 pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_read_only(settings).await?;
     let status = saga::status(&store)
         .await
         .context("reading the saga's status")?;

@@ -16,4 +16,5 @@ mod load;
 mod model;
 mod moodle_e2e;
 mod moodle_hostile;
+mod read_only;
 mod views_replay;
