@@ -105,6 +105,21 @@ pub struct ServeArgs {
     /// Do not run a worker in this process.
     #[arg(long)]
     pub no_worker: bool,
+    /// Seconds for a request's head to arrive; also how long a kept-alive connection may stay
+    /// idle between requests (one timer in hyper). Then the connection is closed.
+    #[arg(long, env = "OPENVLE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = api::HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout_secs: u64,
+    /// Seconds for a request's whole body to arrive, counted from its head (then 408
+    /// `request_timeout` and the connection is closed).
+    #[arg(long, env = "OPENVLE_HTTP_BODY_TIMEOUT_SECS", default_value_t = api::BODY_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog until one ends. Keep it well
+    /// below the process's open-file limit (`ulimit -n`, 1024 under systemd by default).
+    #[arg(long, env = "OPENVLE_HTTP_MAX_CONNECTIONS", default_value_t = api::MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub http_max_connections: u64,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }

@@ -121,9 +121,8 @@ where
     match task.await {
         Ok(response) => response,
         Err(e) => {
-            tracing::error!(error = %e, command = name, "command task failed");
             crate::metrics::command(name, "error");
-            ApiError::internal("the command failed unexpectedly").into_response()
+            ApiError::internal(format_args!("command {name}: task failed: {e}")).into_response()
         }
     }
 }

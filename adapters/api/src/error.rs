@@ -67,8 +67,18 @@ impl ApiError {
         )
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    /// An unexpected failure. Its detail (store error text, a path, a query) may tell an
+    /// attacker about the insides, so it is only logged, under a fresh id; the client gets that
+    /// id (to quote to the operator) and nothing else.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        tracing::error!(error_id = %id, error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+        .with_details(json!({ "id": id }))
     }
 
     pub fn moodle_disabled() -> Self {
@@ -135,8 +145,7 @@ impl From<store::StoreError> for ApiError {
                 "the event store is unavailable; retry later",
             )
         } else {
-            tracing::error!(error = %e, "store error");
-            ApiError::internal(format!("event store error: {e}"))
+            ApiError::internal(format_args!("event store error: {e}"))
         }
     }
 }
@@ -167,7 +176,12 @@ fn code_for(status: StatusCode) -> (&'static str, &'static str) {
             "method_not_allowed",
             "this route does not accept that method",
         ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request did not arrive in time"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request URI is too long"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "the request headers are too large")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "unsupported_media_type",
             "send the body as Content-Type: application/json",

@@ -50,7 +50,7 @@ fn views_error(e: views::ViewsError) -> ApiError {
         views::ViewsError::Store(e) => ApiError::from(e),
         other => {
             tracing::error!(error = %other, "cannot read an event's view");
-            ApiError::internal(format!("cannot read the event's view: {other}"))
+            ApiError::internal(format_args!("cannot read the event's view: {other}"))
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 mod moodle_routes;
 mod ops;
 mod participants;
+mod server;
 
 use std::fmt;
 use std::future::Future;
@@ -37,6 +38,7 @@ use axum::Router;
 
 pub use auth::Actor;
 pub use error::ApiError;
+pub use server::{HttpLimits, BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS};
 
 use projections::saga::SagaSettings;
 
@@ -98,6 +100,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Largest deploy body (default [`DEPLOY_BODY_LIMIT`]).
     pub deploy_body_limit: usize,
+    /// Timeouts and the connection cap of [`serve`].
+    pub http: HttpLimits,
 }
 
 impl Default for ApiConfig {
@@ -108,6 +112,7 @@ impl Default for ApiConfig {
             moodle: moodle::MoodleSettings::disabled(),
             body_limit: BODY_LIMIT,
             deploy_body_limit: DEPLOY_BODY_LIMIT,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -323,20 +328,24 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(state.config().body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config().http.body_timeout,
+            server::body_deadline,
+        ))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(metrics::track_requests))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight,
+/// under the timeouts and connection cap of `state.config().http` (see [`HttpLimits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config().http.clone();
+    server::run(listener, router(state), limits, shutdown).await
 }
 
 #[cfg(test)]

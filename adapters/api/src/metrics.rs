@@ -6,6 +6,8 @@
 //! - `openvle_http_request_duration_seconds{method, route}` (histogram)
 //! - `openvle_commands_total{command, outcome}` (`outcome`: `accepted`, `replayed`, `rejected`,
 //!   `conflict`, `error`)
+//! - `openvle_build_info{version}`: always 1; the workspace version, the one `--version` and the
+//!   OpenAPI document show, so a scrape tells which build answers
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -54,6 +56,11 @@ pub fn init() {
         "openvle_commands_total",
         "Commands handled through the API, by command and outcome"
     );
+    metrics::describe_gauge!(
+        "openvle_build_info",
+        "The running build (always 1), labelled with its version"
+    );
+    metrics::gauge!("openvle_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// The Prometheus text exposition of every metric of the process.

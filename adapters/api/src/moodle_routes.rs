@@ -99,6 +99,11 @@ pub(crate) async fn users(
             ))
         }
     };
+    // Decided here, by the rule every participant's email obeys: Moodle would only answer an
+    // exception (a 502 that blames Moodle for the client's mistake).
+    if field == UserField::Email && !domain::participant::is_valid_email(&value) {
+        return Err(domain::DomainError::InvalidEmail(value).into());
+    }
     let users = client
         .get_users_by_field(field, &[value])
         .await
@@ -121,6 +126,6 @@ pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, 
     let client = client(&state)?;
     let report = moodle::check_for(client, &state.config().moodle).await;
     Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
+        serde_json::to_value(report).map_err(|e| ApiError::internal(e))?,
     ))
 }

@@ -104,6 +104,12 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         writer_token: args.api_token.clone().filter(|t| !t.is_empty()),
         audit_token: args.audit_token.clone().filter(|t| !t.is_empty()),
         moodle: settings.clone(),
+        http: api::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(args.http_body_timeout_secs),
+            max_connections: usize::try_from(args.http_max_connections)
+                .unwrap_or(api::MAX_CONNECTIONS),
+        },
         ..Default::default()
     };
     let notice = api::check_bind_policy(args.listen, &config).map_err(anyhow::Error::msg)?;
