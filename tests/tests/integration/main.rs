@@ -5,6 +5,7 @@ mod api_audit;
 mod api_auth;
 mod api_errors;
 mod api_events;
+mod api_hardening;
 mod api_idempotency;
 mod api_ops;
 mod api_participants;
