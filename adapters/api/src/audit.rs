@@ -101,6 +101,6 @@ pub(crate) async fn page(
 pub(crate) async fn verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state.store().verify().await?;
     Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::internal(e))?,
+        serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
 }

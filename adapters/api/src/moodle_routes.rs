@@ -126,6 +126,6 @@ pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, 
     let client = client(&state)?;
     let report = moodle::check_for(client, &state.config().moodle).await;
     Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::internal(e))?,
+        serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
 }
