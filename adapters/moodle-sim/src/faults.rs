@@ -52,6 +52,13 @@ pub enum ScriptedFault {
         /// message.
         message: String,
     },
+    /// Answer HTTP 200 with one warning whose message echoes the request, token included, as
+    /// a plugin or proxy that quotes what it was sent does (nothing applied). For the test that
+    /// no text from Moodle carries the token into events or logs.
+    EchoWarning {
+        /// warningcode.
+        warningcode: String,
+    },
 }
 
 /// A scripted fault and the function it waits for (`None` = the next call of any function).

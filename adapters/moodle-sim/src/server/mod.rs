@@ -78,8 +78,12 @@ const RESERVED: &[&str] = &[
 /// What to do with one call, decided under the lock before any waiting.
 enum Plan {
     Error(WsError),
+    /// A 200 answer that applies nothing.
+    Answer(Value),
     Transient(TransientKind),
-    Run { lost: Option<LostKind> },
+    Run {
+        lost: Option<LostKind>,
+    },
 }
 
 async fn rest(
@@ -176,6 +180,9 @@ async fn handle(
                     errorcode,
                     message,
                 }) => Plan::Error(WsError::new(&exception, &errorcode, message)),
+                Some(ScriptedFault::EchoWarning { warningcode }) => {
+                    Plan::Answer(echo_warning(token, function, &warningcode))
+                }
                 None => {
                     let f = g.faults.clone();
                     if f.transient_error_rate > 0.0
@@ -199,6 +206,10 @@ async fn handle(
         Plan::Error(e) => {
             record.outcome = e.errorcode.clone();
             return answer(json, &Err(e));
+        }
+        Plan::Answer(v) => {
+            record.outcome = "echo_warning".into();
+            return answer(json, &Ok(v));
         }
         Plan::Transient(TransientKind::UnableToLock) => {
             record.outcome = "ex_unabletolock".into();
@@ -245,6 +256,18 @@ async fn handle(
         }
         None => answer(json, &result),
     }
+}
+
+/// `{"warnings":[…]}` quoting the request: the token plain and form-encoded, in the message and
+/// the item.
+fn echo_warning(token: &str, function: &str, warningcode: &str) -> Value {
+    let encoded: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    serde_json::json!({ "warnings": [{
+        "item": format!("course wstoken={token}"),
+        "itemid": 0,
+        "warningcode": warningcode,
+        "message": format!("refused request wstoken={token}&wsfunction={function} (raw: wstoken={encoded})"),
+    }]})
 }
 
 async fn run(

@@ -287,10 +287,12 @@ impl MoodleClient {
             outcome = tracing::field::Empty
         );
         let started = Instant::now();
-        // Every error built from what the server answered passes here: scrub the token a server
-        // or proxy may echo back before it reaches Display/Debug, logs, metrics or callers.
+        // Every answer passes here: the token a server, plugin or proxy may echo back is
+        // scrubbed from the body before it is parsed (so no warning, message or value a caller
+        // gets carries it: the saga stores warnings' text in events kept for ever), and from
+        // every error before it reaches Display/Debug, logs, metrics or callers.
         let result = match self.post(function, form).instrument(span.clone()).await {
-            Ok(body) => parse(&body),
+            Ok(body) => parse(&scrubbed(&self.inner.token, body)),
             Err(e) => Err(e),
         }
         .map_err(|e| e.redact(&self.inner.token));
@@ -350,6 +352,16 @@ fn invalid(function: &str, detail: String) -> MoodleError {
     MoodleError::InvalidInput {
         function: function.to_string(),
         detail,
+    }
+}
+
+/// `body` with every form of `token` replaced (the rule of [`Secret::scrub`], the one errors
+/// get). A body that is not UTF-8 is left as it is: it is not JSON either, and the parser
+/// refuses it without quoting it.
+fn scrubbed(token: &Secret, body: Vec<u8>) -> Vec<u8> {
+    match String::from_utf8(body) {
+        Ok(text) => token.scrub(&text).into_bytes(),
+        Err(e) => e.into_bytes(),
     }
 }
 

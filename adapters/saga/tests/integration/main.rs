@@ -5,3 +5,4 @@ mod common;
 mod duplication;
 mod reconcile;
 mod saga_sim;
+mod secrets;
