@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod secrets;
 mod settings;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -11,8 +12,29 @@ use clap::{CommandFactory, FromArgMatches};
 use cli::{AuditCommand, Cli, Command, MoodleCommand};
 use settings::Settings;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Not `#[tokio::main]`: the `VAR_FILE` secrets are put in the environment before any thread
+/// exists (setting a variable while another thread reads the environment is a data race).
+fn main() -> std::process::ExitCode {
+    if let Err(e) =
+        secrets::resolve_files(|k| std::env::var(k).ok(), |k, v| std::env::set_var(k, v))
+    {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(start())
+}
+
+async fn start() -> std::process::ExitCode {
     let matches = Cli::command().args(settings::moodle_args()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -43,6 +65,14 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("no settings for this command"))
     };
+    if let Command::Serve(args) = &cli.command {
+        let expose = |t: &Option<api::Token>| t.as_ref().map(|t| t.expose().to_string());
+        secrets::check_api_tokens(
+            matches.subcommand_matches("serve"),
+            expose(&args.api_token).as_deref(),
+            expose(&args.audit_token).as_deref(),
+        )?;
+    }
     match cli.command {
         Command::Serve(args) => cmd::serve::run(all()?, args).await?,
         Command::Worker(args) => cmd::serve::run_worker(all()?, args).await?,

@@ -160,7 +160,19 @@ impl Settings {
                 .map(|(_, v)| v.clone())
                 .or(value)
         };
-        Self::from_lookup(global.database_url(), lookup)
+        let settings = Self::from_lookup(global.database_url(), lookup)?;
+        if let Some(token) = &settings.moodle.token {
+            let (flag, source) =
+                if matches.value_source("MOODLE_TOKEN") == Some(ValueSource::CommandLine) {
+                    ("--moodle-token", Some(ValueSource::CommandLine))
+                } else if legacy.iter().any(|(k, _)| k == "MOODLE_TOKEN") {
+                    ("--moodle MOODLE_TOKEN=…", Some(ValueSource::CommandLine))
+                } else {
+                    ("--moodle-token", matches.value_source("MOODLE_TOKEN"))
+                };
+            crate::secrets::check_token("MOODLE_TOKEN", flag, token.expose(), source)?;
+        }
+        Ok(settings)
     }
 
     /// Types settings given as (variable → value): for the demo and the benchmarks, which

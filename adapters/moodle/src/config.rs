@@ -138,9 +138,7 @@ impl MoodleSettings {
         let mut s = MoodleSettings {
             enabled: opt(get("MOODLE_ENABLED"), "MOODLE_ENABLED", parse_bool)?.unwrap_or(false),
             url: get("MOODLE_URL").map(|u| u.trim_end_matches('/').to_string()),
-            token: lookup("MOODLE_TOKEN")
-                .map(|t| Secret::new(t.trim()))
-                .filter(|t| !t.is_empty()),
+            token: token(lookup("MOODLE_TOKEN"))?,
             user_match_field: opt(
                 get("MOODLE_USER_MATCH_FIELD"),
                 "MOODLE_USER_MATCH_FIELD",
@@ -355,6 +353,24 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// MOODLE_TOKEN: blank is unset; surrounding whitespace is refused rather than trimmed, since
+/// it is a mistake (a newline `echo` wrote into an env file) that the operator should see once,
+/// at start-up, not a value to guess about. The message never quotes the value.
+fn token(value: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    match value {
+        Some(t) if t.trim().is_empty() => Ok(None),
+        Some(t) if t.trim() != t => Err(ConfigError::Conflict {
+            var: "MOODLE_TOKEN",
+            reason: WHITESPACE.into(),
+        }),
+        Some(t) => Ok(Some(Secret::new(t))),
+        None => Ok(None),
+    }
+}
+
+/// Why a token with surrounding whitespace is refused, and what to do.
+pub const WHITESPACE: &str = "the value has surrounding whitespace (a trailing newline or space, e.g. from `echo` into an env file); remove it, or give it in the variable's _FILE (one trailing newline is removed there)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,5 +464,22 @@ mod tests {
         assert_eq!(s.url.as_deref(), Some("http://localhost:9090"));
         assert!(settings(&[("MOODLE_URL", "ftp://x")]).is_err());
         assert!(settings(&[("MOODLE_URL", "not a url")]).is_err());
+    }
+
+    #[test]
+    fn a_token_with_surrounding_whitespace_is_refused_by_name() {
+        for bad in ["secrettoken\n", " secrettoken", "secrettoken \t"] {
+            let e = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| bad.to_string()))
+                .unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(text.starts_with("MOODLE_TOKEN: the value has surrounding whitespace"), "{text}");
+            assert!(!text.contains("secrettoken"), "{text}");
+        }
+        let s = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "  \n".to_string()))
+            .unwrap();
+        assert!(s.token.is_none());
+        let s = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "a b".to_string()))
+            .unwrap();
+        assert_eq!(s.token.map(|t| t.expose().to_string()).as_deref(), Some("a b"));
     }
 }
