@@ -18,4 +18,5 @@ mod model;
 mod moodle_e2e;
 mod moodle_hostile;
 mod read_only;
+mod secrets;
 mod views_replay;
