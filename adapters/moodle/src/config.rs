@@ -472,7 +472,10 @@ mod tests {
             let e = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| bad.to_string()))
                 .unwrap_err();
             let text = format!("{e} {e:?}");
-            assert!(text.starts_with("MOODLE_TOKEN: the value has surrounding whitespace"), "{text}");
+            assert!(
+                text.starts_with("MOODLE_TOKEN: the value has surrounding whitespace"),
+                "{text}"
+            );
             assert!(!text.contains("secrettoken"), "{text}");
         }
         let s = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "  \n".to_string()))
@@ -480,6 +483,9 @@ mod tests {
         assert!(s.token.is_none());
         let s = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "a b".to_string()))
             .unwrap();
-        assert_eq!(s.token.map(|t| t.expose().to_string()).as_deref(), Some("a b"));
+        assert_eq!(
+            s.token.map(|t| t.expose().to_string()).as_deref(),
+            Some("a b")
+        );
     }
 }
