@@ -1,0 +1,116 @@
+//! The settings parser's rules.
+use super::*;
+use std::collections::HashMap;
+
+fn settings(pairs: &[(&str, &str)]) -> Result<MoodleSettings, ConfigError> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    MoodleSettings::from_lookup(|k| m.get(k).cloned())
+}
+
+#[test]
+fn defaults_are_disabled() {
+    let s = settings(&[]).unwrap();
+    assert!(!s.enabled);
+    assert_eq!(s.student_role_id, 5);
+    assert_eq!(s.instructor_role_id, 3);
+    assert_eq!(s.timeout, Duration::from_secs(30));
+    assert_eq!(s.duplicate_timeout, Duration::from_secs(600));
+    assert_eq!(s.new_user_auth, "manual");
+}
+
+#[test]
+fn malformed_value_names_the_variable() {
+    let e = settings(&[("MOODLE_STUDENT_ROLE_ID", "x")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "MOODLE_STUDENT_ROLE_ID: expected a positive integer, got \"x\""
+    );
+    let e = settings(&[("MOODLE_ENABLED", "maybe")]).unwrap_err();
+    assert!(e
+        .to_string()
+        .starts_with("MOODLE_ENABLED: expected true or false"));
+    let e = settings(&[("MOODLE_REMOVAL_MODE", "delete")]).unwrap_err();
+    assert!(e.to_string().contains("unenrol or suspend"));
+}
+
+#[test]
+fn enabled_requires_url_token_category() {
+    let e = settings(&[("MOODLE_ENABLED", "true")]).unwrap_err();
+    assert_eq!(e, ConfigError::Missing { var: "MOODLE_URL" });
+    let e = settings(&[
+        ("MOODLE_ENABLED", "true"),
+        ("MOODLE_URL", "https://m.example.org"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::Missing {
+            var: "MOODLE_TOKEN"
+        }
+    );
+    let e = settings(&[
+        ("MOODLE_ENABLED", "true"),
+        ("MOODLE_URL", "https://m.example.org/"),
+        ("MOODLE_TOKEN", "secrettoken"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::Missing {
+            var: "MOODLE_COURSE_CATEGORY_ID"
+        }
+    );
+    let s = settings(&[
+        ("MOODLE_ENABLED", "true"),
+        ("MOODLE_URL", "https://m.example.org/"),
+        ("MOODLE_TOKEN", "secrettoken"),
+        ("MOODLE_COURSE_CATEGORY_ID", "7"),
+        ("MOODLE_REMOVAL_MODE", "suspend"),
+        ("MOODLE_USER_MATCH_FIELD", "username"),
+    ])
+    .unwrap();
+    assert_eq!(s.url.as_deref(), Some("https://m.example.org"));
+    assert_eq!(s.removal_mode, RemovalMode::Suspend);
+    assert_eq!(s.user_match_field, UserMatchField::Username);
+    assert!(!format!("{s:?}").contains("secrettoken"));
+}
+
+#[test]
+fn http_refused_unless_allowed() {
+    let e = settings(&[("MOODLE_URL", "http://localhost:9090")]).unwrap_err();
+    assert!(matches!(e, ConfigError::InsecureUrl { .. }));
+    let s = settings(&[
+        ("MOODLE_URL", "http://localhost:9090"),
+        ("MOODLE_ALLOW_INSECURE_HTTP", "1"),
+    ])
+    .unwrap();
+    assert_eq!(s.url.as_deref(), Some("http://localhost:9090"));
+    assert!(settings(&[("MOODLE_URL", "ftp://x")]).is_err());
+    assert!(settings(&[("MOODLE_URL", "not a url")]).is_err());
+}
+
+#[test]
+fn a_token_with_surrounding_whitespace_is_refused_by_name() {
+    for bad in ["secrettoken\n", " secrettoken", "secrettoken \t"] {
+        let e = MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| bad.to_string()))
+            .unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(
+            text.starts_with("MOODLE_TOKEN: the value has surrounding whitespace"),
+            "{text}"
+        );
+        assert!(!text.contains("secrettoken"), "{text}");
+    }
+    let s =
+        MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "  \n".to_string())).unwrap();
+    assert!(s.token.is_none());
+    let s =
+        MoodleSettings::from_lookup(|k| (k == "MOODLE_TOKEN").then(|| "a b".to_string())).unwrap();
+    assert_eq!(
+        s.token.map(|t| t.expose().to_string()).as_deref(),
+        Some("a b")
+    );
+}
