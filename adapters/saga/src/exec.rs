@@ -65,6 +65,17 @@ fn item_specific(e: &MoodleError) -> bool {
     e.is_item_refusal()
 }
 
+/// How a bisected batch call's answer is judged: a refusal that may be one item's splits the
+/// batch; anything else (transient, unknown outcome, or concerning every item) stops it with what
+/// is established.
+fn judged<R>(result: Result<R, MoodleError>) -> Result<R, bisect::Refused<MoodleError, Failure>> {
+    match result {
+        Ok(r) => Ok(r),
+        Err(e) if item_specific(&e) => Err(bisect::Refused::Item(e)),
+        Err(e) => Err(bisect::Refused::Stop(failure_of(&e))),
+    }
+}
+
 pub(crate) async fn run_step(
     client: &MoodleClient,
     cfg: &SagaConfig,

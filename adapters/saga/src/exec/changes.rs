@@ -7,16 +7,8 @@ use domain::moodle_sync::MoodleSyncEvent;
 use moodle::{MoodleClient, MoodleError, RoleUnassignment, UserUpdate};
 use projections::saga::{Failure, UnassignItem, UpdateItem};
 
-use super::bisect::{bisect, Bisected, Refused, Settled};
-use super::{failure_of, item_specific, Outcome};
-
-fn judged<R>(result: Result<R, MoodleError>) -> Result<R, Refused<MoodleError, Failure>> {
-    match result {
-        Ok(r) => Ok(r),
-        Err(e) if item_specific(&e) => Err(Refused::Item(e)),
-        Err(e) => Err(Refused::Stop(failure_of(&e))),
-    }
-}
+use super::bisect::{bisect, Bisected, Settled};
+use super::{judged, Outcome};
 
 fn parked(
     participant_id: &str,

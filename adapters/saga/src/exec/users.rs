@@ -9,8 +9,8 @@ use projections::saga::matching::{self, Account, Match};
 use projections::saga::naming::{self, Naming};
 use projections::saga::{Failure, LinkUsers, UserMatchField, UserToLink};
 
-use super::bisect::{bisect, Refused, Settled};
-use super::{failure_of, item_specific, Outcome};
+use super::bisect::{bisect, Settled};
+use super::{failure_of, judged, Outcome};
 use crate::SagaConfig;
 
 fn account(u: &MoodleUser) -> Account {
@@ -177,16 +177,8 @@ async fn create(
         batch,
         |part: &[(&UserToLink, String)]| {
             let users: Vec<NewUser> = part.iter().map(|(u, n)| new_user(l, u, n)).collect();
-            async move {
-                match client.create_users(&users).await {
-                    Ok(created) => Ok(created),
-                    Err(e) if item_specific(&e) => Err(Refused::Item(e)),
-                    // Transient, unknown outcome (the next look-up finds what was created), or
-                    // a refusal that concerns every account (permissions): stop here with what
-                    // is established.
-                    Err(e) => Err(Refused::Stop(failure_of(&e))),
-                }
-            }
+            // A stop after an unknown outcome is safe: the next look-up finds what was created.
+            async move { judged(client.create_users(&users).await) }
         },
         |(u, name): &(&UserToLink, String), e: MoodleError| async move {
             // The commonest refusal: an account with this email in another case exists.
