@@ -57,15 +57,18 @@ impl UserMatchField {
         }
     }
 
-    /// Whether two values of this field are the same for Moodle: emails and usernames
-    /// case-insensitively, idnumbers exactly (Moodle compares them as stored).
-    pub fn same(self, a: &str, b: &str) -> bool {
+    /// A value of this field as the engine compares it: emails and usernames lowercased,
+    /// idnumbers as they are (Moodle compares them as stored).
+    pub fn normalized(self, value: &str) -> String {
         match self {
-            UserMatchField::Email | UserMatchField::Username => {
-                a.to_lowercase() == b.to_lowercase()
-            }
-            UserMatchField::Idnumber => a == b,
+            UserMatchField::Email | UserMatchField::Username => value.to_lowercase(),
+            UserMatchField::Idnumber => value.to_string(),
         }
+    }
+
+    /// Whether two values of this field are the same person's (see [`Self::normalized`]).
+    pub fn same(self, a: &str, b: &str) -> bool {
+        self.normalized(a) == self.normalized(b)
     }
 
     /// The stable code of a participant refused for lacking this field

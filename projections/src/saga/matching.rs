@@ -43,14 +43,6 @@ pub enum Match {
     Refused(Refusal),
 }
 
-/// The match key as Moodle's answers are compared with it (see [`UserMatchField::same`]).
-fn norm(field: UserMatchField, key: &str) -> String {
-    match field {
-        UserMatchField::Email | UserMatchField::Username => key.to_lowercase(),
-        UserMatchField::Idnumber => key.to_string(),
-    }
-}
-
 /// The keys of one batched look-up: each once, in a stable order.
 pub fn lookup_keys(l: &LinkUsers) -> Vec<String> {
     let mut keys: Vec<String> = l.users.iter().map(|u| u.key.clone()).collect();
@@ -65,8 +57,8 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
     let mut by_key: HashMap<String, Vec<&Account>> = HashMap::new();
     for account in found {
         let key = match field {
-            UserMatchField::Email => account.email.as_deref().map(|e| norm(field, e)),
-            UserMatchField::Username => Some(norm(field, &account.username)),
+            UserMatchField::Email => account.email.as_deref().map(|e| field.normalized(e)),
+            UserMatchField::Username => Some(field.normalized(&account.username)),
             UserMatchField::Idnumber => account.idnumber.clone(),
         };
         if let Some(key) = key {
@@ -80,7 +72,7 @@ pub fn match_users(field: UserMatchField, users: &[UserToLink], found: &[Account
         .iter()
         .map(|u| {
             match by_key
-                .get(&norm(field, &u.key))
+                .get(&field.normalized(&u.key))
                 .map(Vec::as_slice)
                 .unwrap_or(&[])
             {

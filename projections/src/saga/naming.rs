@@ -60,7 +60,7 @@ pub fn planned_names(users: &[&UserToLink]) -> Vec<String> {
 fn by_name(taken: &[Account]) -> HashMap<String, &Account> {
     taken
         .iter()
-        .map(|a| (a.username.to_lowercase(), a))
+        .map(|a| (UserMatchField::Username.normalized(&a.username), a))
         .collect()
 }
 
