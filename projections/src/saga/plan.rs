@@ -112,24 +112,20 @@ fn steps(
         let r = c.recorded.unwrap_or(&empty);
         match c.want {
             Want::Enrolled(role_id) => match r.moodle_user_id {
-                // Added again as someone else: the old account out first, then link again.
-                Some(moodle_user_id) if link_is_stale(p, r, settings) => {
-                    if known_out(r, course_id.is_some()) {
-                        match link_item(p, settings) {
-                            Ok(item) => links.push(item),
-                            Err(park) => parks.push(park),
-                        }
-                    } else {
-                        removals.push(RemoveItem {
-                            participant_id: id.clone(),
-                            moodle_user_id,
-                            role_id: r.role_id.unwrap_or(role_id),
-                            look_first: r.enrolment != Some(EnrolmentState::Enrolled),
-                            cause: p.cause,
-                        });
-                    }
+                // Added again as someone else and the old account still possibly in: it leaves
+                // first, then they are linked again (below, once it is out).
+                Some(moodle_user_id)
+                    if link_is_stale(p, r, settings) && !known_out(r, course_id.is_some()) =>
+                {
+                    removals.push(RemoveItem {
+                        participant_id: id.clone(),
+                        moodle_user_id,
+                        role_id: r.role_id.unwrap_or(role_id),
+                        look_first: r.enrolment != Some(EnrolmentState::Enrolled),
+                        cause: p.cause,
+                    });
                 }
-                Some(moodle_user_id) => {
+                Some(moodle_user_id) if !link_is_stale(p, r, settings) => {
                     let enrolled =
                         r.enrolment == Some(EnrolmentState::Enrolled) && r.role_id == Some(role_id);
                     if course_id.is_some() && !enrolled {
@@ -162,7 +158,8 @@ fn steps(
                         });
                     }
                 }
-                None => match link_item(p, settings) {
+                // Not linked, or linked stale and out: link by the data they have.
+                _ => match link_item(p, settings) {
                     Ok(item) => links.push(item),
                     Err(park) => parks.push(park),
                 },
