@@ -12,13 +12,6 @@ use domain::moodle_sync::{DriftKind, MoodleSync, MoodleSyncEvent};
 use moodle_sim::{Faults, LostKind, ScriptedFault, TransientKind};
 use saga::{ReconcileMode, ReconcileReport, RemovalMode, SagaConfig, SagaSettings, Worker};
 
-async fn idle(w: &Worker) -> saga::RunStats {
-    tokio::time::timeout(Duration::from_secs(120), w.run_until_idle())
-        .await
-        .expect("the saga did not become idle in time")
-        .unwrap()
-}
-
 async fn recorded(env: &Env, id: &str) -> MoodleSync {
     env.store
         .load::<MoodleSync>(id)

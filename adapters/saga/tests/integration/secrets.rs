@@ -5,15 +5,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use common::*;
 use domain::event::EventCommand;
 use domain::moodle_sync::MoodleSync;
 use moodle::CourseUpdate;
-use moodle_sim::{Faults, ScriptedFault, SimConfig, Simulator};
+use moodle_sim::{ScriptedFault, SimConfig};
 use saga::SagaSettings;
-use store::Store;
 
 /// Distinctive, so that a match can only be the token.
 const TOKEN: &str = "e40f1c9a5b7d2e3f8a6c0b1d9e7f5a3c";
@@ -26,29 +23,11 @@ fn leaks(text: &str) -> bool {
 }
 
 async fn env_with_token() -> Env {
-    let db_url = store::testing::fresh_sqlite_url();
-    let store = Store::connect(&db_url).await.unwrap();
-    let sim = Simulator::start_local(SimConfig {
+    sqlite_env_with(SimConfig {
         token: TOKEN.into(),
-        faults: Faults::default(),
         ..SimConfig::default()
     })
     .await
-    .unwrap();
-    let client = client(&sim);
-    Env {
-        store,
-        sim,
-        client,
-        db_url,
-    }
-}
-
-async fn idle(w: &saga::Worker) {
-    tokio::time::timeout(Duration::from_secs(120), w.run_until_idle())
-        .await
-        .expect("the saga did not become idle in time")
-        .unwrap();
 }
 
 async fn parked_code(env: &Env, id: &str) -> Option<(String, String)> {

@@ -21,12 +21,23 @@ pub struct Env {
 }
 
 pub async fn sim(faults: Faults) -> SimHandle {
-    Simulator::start_local(SimConfig {
+    sim_with(SimConfig {
         faults,
         ..SimConfig::default()
     })
     .await
-    .unwrap()
+}
+
+pub async fn sim_with(cfg: SimConfig) -> SimHandle {
+    Simulator::start_local(cfg).await.unwrap()
+}
+
+/// Runs `w` until nothing is left to do (two minutes at most: a hang fails the test).
+pub async fn idle(w: &Worker) -> saga::RunStats {
+    tokio::time::timeout(Duration::from_secs(120), w.run_until_idle())
+        .await
+        .expect("the saga did not become idle in time")
+        .unwrap()
 }
 
 pub fn client(sim: &SimHandle) -> MoodleClient {
@@ -44,9 +55,18 @@ pub fn client(sim: &SimHandle) -> MoodleClient {
 }
 
 pub async fn sqlite_env(faults: Faults) -> Env {
+    sqlite_env_with(SimConfig {
+        faults,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// A fresh SQLite store and a simulator configured as `cfg` says.
+pub async fn sqlite_env_with(cfg: SimConfig) -> Env {
     let db_url = store::testing::fresh_sqlite_url();
     let store = Store::connect(&db_url).await.unwrap();
-    let sim = sim(faults).await;
+    let sim = sim_with(cfg).await;
     let client = client(&sim);
     Env {
         store,
