@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 
+use crate::course::CourseShape;
 use crate::participant::non_blank;
 use crate::DomainError;
 
@@ -15,6 +16,9 @@ pub struct Environment {
     pub name: String,
     pub template_course_id: Option<i64>,
     pub created: bool,
+    /// How its events' courses are shaped (each unset choice: the global default).
+    #[serde(default)]
+    pub course: CourseShape,
 }
 
 /// What OpenVLE may ask of an environment.
@@ -26,6 +30,10 @@ pub enum EnvironmentCommand {
         id: String,
         name: String,
         moodle_template_course_id: Option<i64>,
+        /// The `moodle_course_*`, `moodle_category_id` and `moodle_archive_category_id` fields
+        /// (absent: the global defaults).
+        #[serde(default)]
+        course: CourseShape,
     },
 }
 
@@ -46,6 +54,11 @@ pub enum EnvironmentEvent {
     TemplateUnlinked {
         previous_course_id: i64,
     },
+    /// From now on, events deployed from this environment get courses shaped so (the whole
+    /// shape, as PUT gave it).
+    CourseShapeChanged {
+        course: CourseShape,
+    },
 }
 
 impl DomainEvent for EnvironmentEvent {
@@ -55,6 +68,7 @@ impl DomainEvent for EnvironmentEvent {
             EnvironmentEvent::EnvironmentRenamed { .. } => "EnvironmentRenamed",
             EnvironmentEvent::TemplateLinked { .. } => "TemplateLinked",
             EnvironmentEvent::TemplateUnlinked { .. } => "TemplateUnlinked",
+            EnvironmentEvent::CourseShapeChanged { .. } => "CourseShapeChanged",
         }
         .to_string()
     }
@@ -71,9 +85,11 @@ impl Environment {
         id: &str,
         name: &str,
         template: Option<i64>,
+        course: &CourseShape,
     ) -> Result<Vec<EnvironmentEvent>, DomainError> {
         let id = non_blank("environment_id", id, 255)?;
         let name = non_blank("name", name, 255)?;
+        course.check(&name)?;
         if let Some(course) = template {
             if course <= 1 {
                 // Course 1 is Moodle's front page; ids are positive.
@@ -102,6 +118,11 @@ impl Environment {
             }
             _ => {}
         }
+        if &self.course != course {
+            events.push(EnvironmentEvent::CourseShapeChanged {
+                course: course.clone(),
+            });
+        }
         Ok(events)
     }
 }
@@ -124,8 +145,9 @@ impl Aggregate for Environment {
                 id,
                 name,
                 moodle_template_course_id,
+                course,
             } => {
-                for event in self.decide_put(&id, &name, moodle_template_course_id)? {
+                for event in self.decide_put(&id, &name, moodle_template_course_id, &course)? {
                     sink.write(event, self).await;
                 }
             }
@@ -145,6 +167,7 @@ impl Aggregate for Environment {
                 self.template_course_id = Some(course_id)
             }
             EnvironmentEvent::TemplateUnlinked { .. } => self.template_course_id = None,
+            EnvironmentEvent::CourseShapeChanged { course } => self.course = course,
         }
     }
 }
@@ -158,6 +181,7 @@ mod tests {
 
     fn put(name: &str, template: Option<i64>) -> EnvironmentCommand {
         EnvironmentCommand::Put {
+            course: Default::default(),
             id: "env-1".into(),
             name: name.into(),
             moodle_template_course_id: template,

@@ -33,6 +33,8 @@ pub enum DomainError {
     EventDeleted(String),
     #[error("too many participants: {count} (at most {max})")]
     TooManyParticipants { count: usize, max: usize },
+    #[error("invalid {field}: {reason}")]
+    InvalidCourseTemplate { field: String, reason: String },
     #[error("saga record refused: {0}")]
     SagaInvariant(String),
 }
@@ -64,6 +66,7 @@ impl DomainError {
             DomainError::EventEnded(_) => "event_ended",
             DomainError::EventDeleted(_) => "event_deleted",
             DomainError::TooManyParticipants { .. } => "too_many_participants",
+            DomainError::InvalidCourseTemplate { .. } => "invalid_course_template",
             DomainError::SagaInvariant(_) => "saga_invariant",
         }
     }
@@ -71,6 +74,7 @@ impl DomainError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             DomainError::InvalidField { .. }
+            | DomainError::InvalidCourseTemplate { .. }
             | DomainError::InvalidEmail(_)
             | DomainError::UnknownRole(_)
             | DomainError::DuplicateParticipant(_)

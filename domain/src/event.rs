@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 
+use crate::course::{CourseDefaults, CourseSpec, CourseVars};
 use crate::environment::Environment;
 use crate::participant::{
     non_blank, Participant, ParticipantInput, ParticipantPatch, MAX_PARTICIPANTS,
@@ -48,6 +49,61 @@ pub struct VleEvent {
     pub status: Status,
     /// Current participants, in the order they joined.
     pub participants: Vec<Participant>,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// How its course is shaped (frozen at deploy; None: deployed before courses were shaped,
+    /// or without a template).
+    #[serde(default)]
+    pub course: Option<CourseSpec>,
+}
+
+/// When an event runs: its course's start and end dates (unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<i64>,
+}
+
+impl Schedule {
+    /// An end before (or at) the start is refused, as Moodle refuses such a course.
+    pub fn check(&self) -> Result<(), DomainError> {
+        for (field, t) in [("starts_at", self.starts_at), ("ends_at", self.ends_at)] {
+            // Moodle keeps dates as unix seconds from 1970 in a signed 64-bit column, and
+            // treats 0 as "no date".
+            if t.is_some_and(|t| !(1..=253_402_300_799).contains(&t)) {
+                return Err(DomainError::invalid(
+                    field,
+                    "must be a time after 1970-01-01 and before year 10000",
+                ));
+            }
+        }
+        match (self.starts_at, self.ends_at) {
+            (Some(s), Some(e)) if e <= s => Err(DomainError::invalid(
+                "ends_at",
+                "must be after starts_at (Moodle refuses a course that ends before it starts)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A change of an event's own data (a JSON merge patch: absent keeps, null clears).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPatch {
+    pub name: Option<String>,
+    pub starts_at: Option<Option<i64>>,
+    pub ends_at: Option<Option<i64>>,
+}
+
+/// What deploying needs beside the request: the global course defaults and the day, both
+/// frozen into `Deployed` with the environment's choices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployContext {
+    pub course_defaults: CourseDefaults,
+    /// YYYY-MM-DD (UTC) of the deploy.
+    pub today: String,
 }
 
 /// What OpenVLE may ask of an event.
@@ -62,6 +118,14 @@ pub enum EventCommand {
         name: String,
         participants: Vec<ParticipantInput>,
         environment: Option<Environment>,
+        #[serde(default)]
+        schedule: Schedule,
+        #[serde(default)]
+        context: DeployContext,
+    },
+    /// Rename or re-date the event (its course follows).
+    Change {
+        patch: EventPatch,
     },
     AddParticipant {
         participant: ParticipantInput,
@@ -88,6 +152,18 @@ pub enum EventEvent {
         /// The environment's Moodle template at deployment time (None: not linked).
         template_course_id: Option<i64>,
         participants: Vec<Participant>,
+        #[serde(default, skip_serializing_if = "is_unscheduled")]
+        schedule: Schedule,
+        /// How its course is shaped, resolved at deploy (None: no template, or deployed by a
+        /// version before course shaping: `ovle-<id>` in the global category).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        course: Option<CourseSpec>,
+    },
+    /// The event's name or dates changed (its values after the change).
+    EventChanged {
+        name: String,
+        #[serde(default)]
+        schedule: Schedule,
     },
     ParticipantAdded {
         participant: Participant,
@@ -108,6 +184,7 @@ impl DomainEvent for EventEvent {
     fn event_type(&self) -> String {
         match self {
             EventEvent::Deployed { .. } => "Deployed",
+            EventEvent::EventChanged { .. } => "EventChanged",
             EventEvent::ParticipantAdded { .. } => "ParticipantAdded",
             EventEvent::ParticipantRemoved { .. } => "ParticipantRemoved",
             EventEvent::ParticipantChanged { .. } => "ParticipantChanged",
@@ -122,7 +199,21 @@ impl DomainEvent for EventEvent {
     }
 }
 
+fn is_unscheduled(s: &Schedule) -> bool {
+    *s == Schedule::default()
+}
+
 impl VleEvent {
+    /// What the course's names may show of this event.
+    pub fn course_vars(&self) -> CourseVars<'_> {
+        CourseVars {
+            event_id: &self.id,
+            event_name: &self.name,
+            environment_id: &self.environment_id,
+            starts_at: self.schedule.starts_at,
+        }
+    }
+
     pub fn participant(&self, id: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.id == id)
     }
@@ -146,6 +237,8 @@ impl VleEvent {
                 name,
                 participants,
                 environment,
+                schedule,
+                context,
             } => {
                 if self.status != Status::NotDeployed {
                     return Err(DomainError::EventAlreadyDeployed(self.id.clone()));
@@ -156,6 +249,7 @@ impl VleEvent {
                     Some(env) if env.created && env.id == environment_id => env,
                     _ => return Err(DomainError::EnvironmentNotFound(environment_id)),
                 };
+                schedule.check()?;
                 if participants.len() > MAX_PARTICIPANTS {
                     return Err(DomainError::TooManyParticipants {
                         count: participants.len(),
@@ -175,13 +269,39 @@ impl VleEvent {
                     }
                     valid.push(p);
                 }
+                let course = environment.template_course_id.map(|_| {
+                    CourseSpec::resolve(
+                        &environment.course,
+                        &context.course_defaults,
+                        &environment.name,
+                        &context.today,
+                    )
+                });
                 Ok(vec![EventEvent::Deployed {
                     id,
                     environment_id: environment.id,
                     name,
                     template_course_id: environment.template_course_id,
                     participants: valid,
+                    schedule,
+                    course,
                 }])
+            }
+            EventCommand::Change { patch } => {
+                self.require_active()?;
+                let name = match patch.name {
+                    Some(n) => non_blank("name", &n, 255)?,
+                    None => self.name.clone(),
+                };
+                let schedule = Schedule {
+                    starts_at: patch.starts_at.unwrap_or(self.schedule.starts_at),
+                    ends_at: patch.ends_at.unwrap_or(self.schedule.ends_at),
+                };
+                schedule.check()?;
+                if name == self.name && schedule == self.schedule {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![EventEvent::EventChanged { name, schedule }])
             }
             EventCommand::AddParticipant { participant } => {
                 self.require_active()?;
@@ -280,13 +400,21 @@ impl Aggregate for VleEvent {
                 name,
                 template_course_id,
                 participants,
+                schedule,
+                course,
             } => {
                 self.id = id;
                 self.environment_id = environment_id;
                 self.name = name;
                 self.template_course_id = template_course_id;
                 self.participants = participants;
+                self.schedule = schedule;
+                self.course = course;
                 self.status = Status::Deployed;
+            }
+            EventEvent::EventChanged { name, schedule } => {
+                self.name = name;
+                self.schedule = schedule;
             }
             EventEvent::ParticipantAdded { participant } => self.participants.push(participant),
             EventEvent::ParticipantRemoved { participant } => {

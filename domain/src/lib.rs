@@ -11,6 +11,7 @@
 //! - [`moodle_sync::MoodleSync`] (`moodle_sync` streams, one per OpenVLE event, same id): what the
 //!   Moodle saga did for that event, recorded as facts (course duplicated, user created, …).
 
+pub mod course;
 pub mod environment;
 pub mod error;
 pub mod event;

@@ -63,6 +63,7 @@ pub(crate) async fn put_environment(
         move |state, meta| async move {
             let appended =
                 commands::execute::<Environment>(&state, &id, &meta, || EnvironmentCommand::Put {
+                    course: Default::default(),
                     id: id.clone(),
                     name: req.name.clone(),
                     moodle_template_course_id: req.moodle_template_course_id,

@@ -108,7 +108,8 @@ impl From<DomainError> for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
         };
         let details = match &e {
-            DomainError::InvalidField { field, reason } => {
+            DomainError::InvalidField { field, reason }
+            | DomainError::InvalidCourseTemplate { field, reason } => {
                 json!({ "field": field, "reason": reason })
             }
             DomainError::InvalidEmail(v) => json!({ "email": v }),

@@ -119,6 +119,8 @@ pub(crate) async fn deploy(
             .await?
             .map(|(env, _)| env);
         let appended = commands::execute::<VleEvent>(&state, &id, &meta, || EventCommand::Deploy {
+            context: Default::default(),
+            schedule: Default::default(),
             id: id.clone(),
             environment_id: req.environment_id.clone(),
             name: req.name.clone(),

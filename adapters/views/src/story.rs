@@ -128,6 +128,17 @@ fn event_sentence(e: EventEvent) -> String {
                 if participants.len() == 1 { "" } else { "s" }
             )
         }
+        EventEvent::EventChanged { name, schedule } => {
+            let day = |t: Option<i64>| {
+                t.and_then(domain::course::day_of)
+                    .unwrap_or_else(|| "none".to_string())
+            };
+            format!(
+                "event changed: name {name:?}, starts {}, ends {}",
+                day(schedule.starts_at),
+                day(schedule.ends_at)
+            )
+        }
         EventEvent::ParticipantAdded { participant } => {
             format!("participant {} added", who(&participant))
         }
@@ -316,6 +327,32 @@ fn environment_sentence(e: EnvironmentEvent) -> String {
         }
         EnvironmentEvent::TemplateUnlinked { previous_course_id } => {
             format!("template course {previous_course_id} unlinked")
+        }
+        EnvironmentEvent::CourseShapeChanged { course } => {
+            let mut parts = Vec::new();
+            if let Some(c) = course.category_id {
+                parts.push(format!("category {c}"));
+            }
+            for (what, t) in [
+                ("full name", &course.fullname_template),
+                ("shortname", &course.shortname_template),
+                ("idnumber", &course.idnumber_template),
+            ] {
+                if let Some(t) = t {
+                    parts.push(format!("{what} {t:?}"));
+                }
+            }
+            if let Some(v) = course.visibility {
+                parts.push(format!("visibility {}", v.as_str()));
+            }
+            if let Some(c) = course.archive_category_id {
+                parts.push(format!("archive category {c}"));
+            }
+            if parts.is_empty() {
+                "courses shaped by the global defaults again".to_string()
+            } else {
+                format!("courses shaped: {}", parts.join(", "))
+            }
         }
     }
 }

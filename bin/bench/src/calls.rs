@@ -65,6 +65,7 @@ pub async fn put_environment(store: &Store) -> anyhow::Result<()> {
         .execute::<Environment>(
             ENV_ID,
             EnvironmentCommand::Put {
+                course: Default::default(),
                 id: ENV_ID.into(),
                 name: "Bench environment".into(),
                 moodle_template_course_id: Some(TEMPLATE_COURSE_ID),
@@ -85,6 +86,8 @@ pub async fn deploy(
         .execute::<VleEvent>(
             event_id,
             EventCommand::Deploy {
+                context: Default::default(),
+                schedule: Default::default(),
                 id: event_id.into(),
                 environment_id: ENV_ID.into(),
                 name: format!("Bench event {event_id}"),

@@ -49,6 +49,8 @@ fn script(id: &str, k: u64) -> Result<Vec<Scripted>, ViewsError> {
     let course = 1000 + k as i64;
     let user = |n: i64| 10_000 + k as i64 * 10 + n;
     let mut out = vec![ev(EventEvent::Deployed {
+        course: Default::default(),
+        schedule: Default::default(),
         id: id.into(),
         environment_id: "bench-env".into(),
         name: format!("Bench event {k}"),

@@ -8,6 +8,7 @@ type Ev = TestFramework<VleEvent>;
 
 fn env(template: Option<i64>) -> Environment {
     Environment {
+        course: Default::default(),
         id: "env-1".into(),
         name: "Lab".into(),
         template_course_id: template,
@@ -41,6 +42,8 @@ fn participant(id: &str, email: &str, role: Role) -> Participant {
 
 fn deploy(participants: Vec<ParticipantInput>, environment: Option<Environment>) -> EventCommand {
     EventCommand::Deploy {
+        context: Default::default(),
+        schedule: Default::default(),
         id: "ev-1".into(),
         environment_id: "env-1".into(),
         name: "Spring run".into(),
@@ -51,6 +54,13 @@ fn deploy(participants: Vec<ParticipantInput>, environment: Option<Environment>)
 
 fn deployed() -> EventEvent {
     EventEvent::Deployed {
+        course: Some(CourseSpec::resolve(
+            &Default::default(),
+            &CourseDefaults::default(),
+            "Lab",
+            "",
+        )),
+        schedule: Default::default(),
         id: "ev-1".into(),
         environment_id: "env-1".into(),
         name: "Spring run".into(),
@@ -347,4 +357,126 @@ async fn ten_thousand_participants_deploy() {
         },
         Err(e) => panic!("unexpected {e}"),
     }
+}
+
+#[tokio::test]
+async fn deploy_freezes_the_course_shape_and_the_dates() {
+    use crate::course::{CourseShape, CourseVisibility};
+    let mut environment = env(Some(42));
+    environment.course = CourseShape {
+        category_id: Some(3),
+        visibility: Some(CourseVisibility::AtStart),
+        ..CourseShape::default()
+    };
+    let schedule = Schedule {
+        starts_at: Some(1_800_000_000),
+        ends_at: Some(1_800_086_400),
+    };
+    let context = DeployContext {
+        course_defaults: CourseDefaults {
+            category_id: Some(2),
+            archive_category_id: Some(4),
+            ..CourseDefaults::default()
+        },
+        today: "2026-12-02".into(),
+    };
+    let mut command = deploy(vec![], Some(environment));
+    if let EventCommand::Deploy {
+        schedule: s,
+        context: c,
+        ..
+    } = &mut command
+    {
+        *s = schedule;
+        *c = context;
+    }
+    let events = VleEvent::default().decide(command).unwrap();
+    let [EventEvent::Deployed {
+        course: Some(spec),
+        schedule: got,
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(*got, schedule);
+    assert_eq!(spec.category_id, Some(3));
+    assert_eq!(spec.archive_category_id, Some(4));
+    assert_eq!(spec.visibility, CourseVisibility::AtStart);
+    assert_eq!(spec.environment_name, "Lab");
+    assert_eq!(spec.deployed_on, "2026-12-02");
+}
+
+#[test]
+fn an_end_before_the_start_is_refused() {
+    let mut command = deploy(vec![], Some(env(Some(42))));
+    if let EventCommand::Deploy { schedule, .. } = &mut command {
+        *schedule = Schedule {
+            starts_at: Some(1_800_000_000),
+            ends_at: Some(1_700_000_000),
+        };
+    }
+    let err = VleEvent::default().decide(command).unwrap_err();
+    assert_eq!(err.code(), "invalid_field");
+    assert!(err.to_string().contains("ends_at"), "{err}");
+}
+
+#[test]
+fn a_change_renames_and_re_dates_and_a_same_change_records_nothing() {
+    let mut ev = VleEvent::default();
+    cqrs_es::Aggregate::apply(&mut ev, deployed());
+    let patch = EventPatch {
+        name: Some("Autumn run".into()),
+        starts_at: Some(Some(1_800_000_000)),
+        ends_at: None,
+    };
+    let events = ev
+        .decide(EventCommand::Change {
+            patch: patch.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![EventEvent::EventChanged {
+            name: "Autumn run".into(),
+            schedule: Schedule {
+                starts_at: Some(1_800_000_000),
+                ends_at: None
+            }
+        }]
+    );
+    for e in events {
+        cqrs_es::Aggregate::apply(&mut ev, e);
+    }
+    assert!(ev
+        .decide(EventCommand::Change { patch })
+        .unwrap()
+        .is_empty());
+    let clear = EventPatch {
+        starts_at: Some(None),
+        ..EventPatch::default()
+    };
+    assert_eq!(
+        ev.decide(EventCommand::Change { patch: clear }).unwrap(),
+        vec![EventEvent::EventChanged {
+            name: "Autumn run".into(),
+            schedule: Schedule::default()
+        }]
+    );
+    let blank = EventPatch {
+        name: Some("  ".into()),
+        ..EventPatch::default()
+    };
+    assert!(ev.decide(EventCommand::Change { patch: blank }).is_err());
+    cqrs_es::Aggregate::apply(&mut ev, EventEvent::Ended);
+    let late = EventPatch {
+        name: Some("x".into()),
+        ..EventPatch::default()
+    };
+    assert_eq!(
+        ev.decide(EventCommand::Change { patch: late })
+            .unwrap_err()
+            .code(),
+        "event_ended"
+    );
 }

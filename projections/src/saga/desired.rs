@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use domain::event::{EventEvent, Status, VleEvent};
+use domain::course::{CourseSpec, CourseVars};
+use domain::event::{EventEvent, Schedule, Status, VleEvent};
 use domain::participant::Participant;
 
 /// The domain event that made something so: its deterministic id and its stream sequence.
@@ -81,6 +82,21 @@ pub struct Desired {
     pub name: String,
     pub status: Status,
     pub template_course_id: Option<i64>,
+    #[serde(default)]
+    pub environment_id: String,
+    /// The event's dates (its course's start and end).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// How its course is shaped, frozen at deploy (None: deployed before course shaping).
+    #[serde(default)]
+    pub course: Option<CourseSpec>,
+    /// The last `EventChanged` (a rename or new dates: the course follows).
+    #[serde(default)]
+    pub changed: Option<Cause>,
+    /// The time (ms) the log's wishes are asked for: a course shown at the event's start is
+    /// wanted hidden before it. Never stored; None: the start has not come.
+    #[serde(skip)]
+    pub now_ms: Option<i64>,
     /// Current participants, in the order they joined.
     pub participants: Vec<DesiredParticipant>,
     /// Participants removed and not added again, in the order they left (cause: the removal).
@@ -130,10 +146,16 @@ impl Desired {
                 name,
                 template_course_id,
                 participants,
+                environment_id,
+                schedule,
+                course,
                 ..
             } => {
                 self.name = name;
                 self.template_course_id = template_course_id;
+                self.environment_id = environment_id;
+                self.schedule = schedule;
+                self.course = course;
                 self.status = Status::Deployed;
                 self.deployed = Some(cause);
                 self.removed.clear();
@@ -141,6 +163,11 @@ impl Desired {
                     .into_iter()
                     .map(|participant| DesiredParticipant::added(participant, cause))
                     .collect();
+            }
+            EventEvent::EventChanged { name, schedule } => {
+                self.name = name;
+                self.schedule = schedule;
+                self.changed = Some(cause);
             }
             EventEvent::ParticipantAdded { participant } => {
                 self.removed.retain(|r| r.participant.id != participant.id);
@@ -198,9 +225,29 @@ impl Desired {
         .unwrap_or_else(Cause::none)
     }
 
-    /// The shortname of this event's course: found again by it after any failure.
+    /// The fold as wanted at `now_ms`.
+    pub fn at(mut self, now_ms: i64) -> Desired {
+        self.now_ms = Some(now_ms);
+        self
+    }
+
+    /// What the course's names may show of this event.
+    pub fn course_vars(&self) -> CourseVars<'_> {
+        CourseVars {
+            event_id: &self.id,
+            event_name: &self.name,
+            environment_id: &self.environment_id,
+            starts_at: self.schedule.starts_at,
+        }
+    }
+
+    /// The shortname of this event's course as it is to be now: rendered from the frozen
+    /// templates, or `ovle-<event id>` for an event deployed before course shaping.
     pub fn shortname(&self) -> String {
-        course_shortname(&self.id)
+        match &self.course {
+            Some(spec) => spec.names(&self.course_vars()).shortname,
+            None => course_shortname(&self.id),
+        }
     }
 
     pub fn participant(&self, id: &str) -> Option<&DesiredParticipant> {

@@ -21,6 +21,8 @@ fn person(id: &str, role: Role) -> Participant {
 
 fn deployed(template: Option<i64>, participants: Vec<Participant>) -> EventEvent {
     EventEvent::Deployed {
+        course: Default::default(),
+        schedule: Default::default(),
         id: "ev1".into(),
         environment_id: "env".into(),
         name: "Spring lab".into(),

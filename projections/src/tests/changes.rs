@@ -30,6 +30,8 @@ fn fold(events: &[EventEvent]) -> Desired {
 
 fn deployed(participants: Vec<Participant>) -> EventEvent {
     EventEvent::Deployed {
+        course: Default::default(),
+        schedule: Default::default(),
         id: "ev1".into(),
         environment_id: "env".into(),
         name: "Run".into(),

@@ -77,7 +77,7 @@ proptest! {
         accounts.sort_by(|a, b| a.username.cmp(&b.username));
         accounts.dedup_by(|a, b| a.username == b.username);
         let s = SagaSettings { user_match_field: field, username_source: source, username_collision: collision, ..SagaSettings::enabled(7) };
-        let d = Desired::fold("ev1", [(1, EventEvent::Deployed {
+        let d = Desired::fold("ev1", [(1, EventEvent::Deployed { course: Default::default(), schedule: Default::default(),
             id: "ev1".into(), environment_id: "env".into(), name: "Run".into(),
             template_course_id: Some(42), participants: people.clone() })]);
         let p = plan(&d, &MoodleSync::default(), &s);

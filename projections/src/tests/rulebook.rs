@@ -146,6 +146,8 @@ impl History {
             view: EventFold::new(),
         };
         h.event(EventEvent::Deployed {
+            course: Default::default(),
+            schedule: Default::default(),
             id: "ev1".into(),
             environment_id: "env".into(),
             name: "Lab".into(),
@@ -166,6 +168,7 @@ impl History {
                 self.current = participants.clone();
                 self.status = Status::Deployed;
             }
+            EventEvent::EventChanged { .. } => {}
             EventEvent::ParticipantAdded { participant } => self.current.push(participant.clone()),
             EventEvent::ParticipantRemoved { participant } => {
                 self.current.retain(|p| p.id != participant.id)

@@ -20,6 +20,8 @@ fn person(id: &str, role: Role) -> Participant {
 
 fn deployed(template: Option<i64>) -> EventEvent {
     EventEvent::Deployed {
+        course: Default::default(),
+        schedule: Default::default(),
         id: "e1".into(),
         environment_id: "env".into(),
         name: "Lab".into(),

@@ -22,6 +22,7 @@ pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
                 .execute::<Environment>(
                     id,
                     EnvironmentCommand::Put {
+                        course: Default::default(),
                         id: id.clone(),
                         name: format!("Environment {id}"),
                         moodle_template_course_id: *template,
@@ -41,6 +42,8 @@ pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
             (
                 event,
                 EventCommand::Deploy {
+                    context: Default::default(),
+                    schedule: Default::default(),
                     id: event.clone(),
                     environment_id: env.clone(),
                     name: format!("Lab {event}"),

@@ -72,6 +72,7 @@ async fn verify_reads_only_and_a_row_inserted_by_sql_stays_unsealed() {
         s.execute::<Environment>(
             "env",
             EnvironmentCommand::Put {
+                course: Default::default(),
                 id: "env".into(),
                 name: "Env".into(),
                 moodle_template_course_id: None,

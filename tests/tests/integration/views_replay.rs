@@ -41,6 +41,7 @@ async fn put_env(store: &Store, id: &str, template: Option<i64>) {
         .execute::<Environment>(
             id,
             EnvironmentCommand::Put {
+                course: Default::default(),
                 id: id.into(),
                 name: format!("Env {id}"),
                 moodle_template_course_id: template,
@@ -68,6 +69,8 @@ async fn deploy(store: &Store, id: &str, env: &str, people: Vec<ParticipantInput
         store,
         id,
         EventCommand::Deploy {
+            context: Default::default(),
+            schedule: Default::default(),
             id: id.into(),
             environment_id: env.into(),
             name: format!("Event {id}"),

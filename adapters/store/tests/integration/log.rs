@@ -134,6 +134,8 @@ async fn metadata_and_positions_are_returned(s: &Store) {
         .execute::<VleEvent>(
             "ev1",
             EventCommand::Deploy {
+                context: Default::default(),
+                schedule: Default::default(),
                 id: "ev1".into(),
                 environment_id: "env1".into(),
                 name: "n".into(),
@@ -600,6 +602,7 @@ fn execute_future_is_send() {
         let put = s.execute::<Environment>(
             "e",
             EnvironmentCommand::Put {
+                course: Default::default(),
                 id: "e".into(),
                 name: "n".into(),
                 moodle_template_course_id: None,

@@ -46,6 +46,8 @@ fn domain_sentences() {
         "event",
         "Deployed",
         &EventEvent::Deployed {
+            course: Default::default(),
+            schedule: Default::default(),
             id: "ev-1".into(),
             environment_id: "env".into(),
             name: "Lab".into(),

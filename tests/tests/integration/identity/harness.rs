@@ -76,6 +76,7 @@ impl Engine {
             .execute::<Environment>(
                 "env",
                 EnvironmentCommand::Put {
+                    course: Default::default(),
                     id: "env".into(),
                     name: "Env".into(),
                     moodle_template_course_id: Some(site.template),
@@ -104,6 +105,8 @@ impl Engine {
         self.command(
             event,
             EventCommand::Deploy {
+                context: Default::default(),
+                schedule: Default::default(),
                 id: event.into(),
                 environment_id: "env".into(),
                 name: format!("Identity {event}"),

@@ -120,6 +120,7 @@ impl Env {
             .execute::<Environment>(
                 id,
                 EnvironmentCommand::Put {
+                    course: Default::default(),
                     id: id.into(),
                     name: format!("Environment {id}"),
                     moodle_template_course_id: template,
@@ -147,6 +148,8 @@ impl Env {
         self.event(
             id,
             EventCommand::Deploy {
+                context: Default::default(),
+                schedule: Default::default(),
                 id: id.into(),
                 environment_id: env.into(),
                 name: format!("Event {id}"),

@@ -43,6 +43,7 @@ pub async fn put_env(s: &Store, id: &str, name: &str) -> Appended {
     s.execute::<Environment>(
         id,
         EnvironmentCommand::Put {
+            course: Default::default(),
             id: id.into(),
             name: name.into(),
             moodle_template_course_id: Some(42),
@@ -62,6 +63,8 @@ pub async fn deploy(s: &Store, env: &str, id: &str, participants: usize) -> Appe
     s.execute::<VleEvent>(
         id,
         EventCommand::Deploy {
+            context: Default::default(),
+            schedule: Default::default(),
             id: id.into(),
             environment_id: env.into(),
             name: format!("event {id}"),
