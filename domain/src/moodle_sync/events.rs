@@ -99,6 +99,13 @@ pub enum MoodleSyncEvent {
         adopted: bool,
         caused_by: Uuid,
     },
+    /// The course holds these names, category or dates now (set by the engine, or as found
+    /// when adopted). Only the fields given are known; the others are as they were.
+    CourseUpdated {
+        course_id: i64,
+        props: CourseProps,
+        caused_by: Uuid,
+    },
     /// A participant is tied to a Moodle account.
     UserLinked {
         participant_id: String,
@@ -246,6 +253,7 @@ impl DomainEvent for MoodleSyncEvent {
     fn event_type(&self) -> String {
         match self {
             MoodleSyncEvent::CourseDuplicated { .. } => "CourseDuplicated",
+            MoodleSyncEvent::CourseUpdated { .. } => "CourseUpdated",
             MoodleSyncEvent::UserLinked { .. } => "UserLinked",
             MoodleSyncEvent::RoleUnassigned { .. } => "RoleUnassigned",
             MoodleSyncEvent::AccountUpdated { .. } => "AccountUpdated",
@@ -271,5 +279,44 @@ impl DomainEvent for MoodleSyncEvent {
 
     fn event_version(&self) -> String {
         "1".to_string()
+    }
+}
+
+/// What is known of a course's names, category and dates (unix seconds; an end of 0 is none).
+/// `None`: not known, or not to change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseProps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fullname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idnumber: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startdate: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enddate: Option<i64>,
+}
+
+impl CourseProps {
+    /// `self` with what `newer` knows.
+    pub fn merge(&mut self, newer: &CourseProps) {
+        fn take<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        }
+        take(&mut self.fullname, &newer.fullname);
+        take(&mut self.shortname, &newer.shortname);
+        take(&mut self.idnumber, &newer.idnumber);
+        take(&mut self.category_id, &newer.category_id);
+        take(&mut self.startdate, &newer.startdate);
+        take(&mut self.enddate, &newer.enddate);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == CourseProps::default()
     }
 }

@@ -80,6 +80,12 @@ pub struct MoodleSync {
     /// The duplication announced last, while no course is recorded (None once one is).
     #[serde(default)]
     pub duplication: Option<DuplicationStarted>,
+    /// The shortname the last announced duplication asked for (found again by it).
+    #[serde(default)]
+    pub duplicating_as: Option<String>,
+    /// The recorded course's names, category and dates, as far as known.
+    #[serde(default)]
+    pub course_props: CourseProps,
 }
 
 /// What the saga asks of its record.
@@ -109,6 +115,7 @@ impl MoodleSync {
                 None => Ok(()),
             },
             MoodleSyncEvent::CourseHidden { course_id, .. }
+            | MoodleSyncEvent::CourseUpdated { course_id, .. }
             | MoodleSyncEvent::CourseShown { course_id, .. }
             | MoodleSyncEvent::CourseDeleted { course_id, .. }
             | MoodleSyncEvent::CourseKept { course_id, .. }
@@ -167,8 +174,14 @@ impl Aggregate for MoodleSync {
                 course_id,
                 shortname,
                 adopted,
+                category_id,
                 ..
             } => {
+                self.course_props = CourseProps {
+                    shortname: Some(shortname.clone()),
+                    category_id: Some(category_id),
+                    ..CourseProps::default()
+                };
                 self.course_id = Some(course_id);
                 self.shortname = Some(shortname);
                 self.course_adopted = adopted;
@@ -254,6 +267,13 @@ impl Aggregate for MoodleSync {
                 p.parked = None;
                 self.succeeded();
             }
+            MoodleSyncEvent::CourseUpdated { props, .. } => {
+                self.course_props.merge(&props);
+                if let Some(s) = props.shortname {
+                    self.shortname = Some(s);
+                }
+                self.succeeded();
+            }
             MoodleSyncEvent::CourseHidden { .. } => {
                 self.course_visible = Some(false);
                 self.succeeded();
@@ -271,6 +291,7 @@ impl Aggregate for MoodleSync {
                 self.course_id = None;
                 self.duplication = None;
                 self.shortname = None;
+                self.course_props = CourseProps::default();
                 self.course_visible = None;
                 for p in self.participants.values_mut() {
                     p.enrolment = None;
@@ -328,12 +349,14 @@ impl Aggregate for MoodleSync {
             MoodleSyncEvent::CourseDuplicationStarted {
                 attempt,
                 started_at_ms,
+                shortname,
                 ..
             } => {
                 self.duplication = Some(DuplicationStarted {
                     attempt,
                     started_at_ms,
                 });
+                self.duplicating_as = Some(shortname);
             }
             MoodleSyncEvent::CourseKept { .. } => {
                 self.course_kept = true;

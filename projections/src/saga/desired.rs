@@ -225,6 +225,15 @@ impl Desired {
         .unwrap_or_else(Cause::none)
     }
 
+    /// The latest cause of the course's names, dates and category: the status, or a change.
+    pub fn course_cause(&self) -> Cause {
+        let status = self.status_cause();
+        match self.changed {
+            Some(c) if c.sequence > status.sequence => c,
+            _ => status,
+        }
+    }
+
     /// The fold as wanted at `now_ms`.
     pub fn at(mut self, now_ms: i64) -> Desired {
         self.now_ms = Some(now_ms);

@@ -12,11 +12,12 @@
 //!
 //! | phase                | steps (each one batch, whatever the number of participants)             |
 //! |----------------------|-------------------------------------------------------------------------|
-//! | Deployed             | EnsureCourse (find by shortname `ovle-<event id>`, duplicate if absent), LinkUsers (one look-up, one create of the missing), Enrol |
+//! | Deployed             | EnsureCourse (find by the shortname its templates give, adopt only the engine's own, duplicate if absent), UpdateCourse (idnumber, dates), LinkUsers (one look-up, one create of the missing), Enrol; at the start of an `at_start` event, ShowCourse |
+//! | EventChanged         | UpdateCourse (names and dates follow)                                   |
 //! | ParticipantAdded     | LinkUsers, Enrol (a burst of adds coalesces into one batch each)        |
 //! | ParticipantRemoved   | Remove (unenrol or suspend per `removal_mode`)                          |
 //! | ParticipantChanged   | Enrol with the new role, then UnassignRoles (the old); UpdateAccounts under MOODLE_UPDATE_ACCOUNTS |
-//! | Ended                | Remove the students first, then hide the course; instructors stay       |
+//! | Ended                | Remove the students first, hide the course, move it to the archive category (if any); instructors stay |
 //! | Deleted              | DeleteCourse when configured; otherwise the course is kept as ended     |
 //!
 //! [`reconcile()`] is the same comparison with the state Moodle holds in place of the recorded
@@ -31,6 +32,7 @@
 //! ([`username::new_username`]) only names a new account, and one another account holds is
 //! never adopted ([`naming`]).
 
+pub mod course;
 pub mod desired;
 pub mod duplication;
 pub mod matching;
@@ -45,6 +47,7 @@ pub mod settings;
 pub mod step;
 pub mod username;
 
+pub use course::{CourseTarget, Whose};
 pub use desired::{course_shortname, Cause, Desired, DesiredParticipant};
 pub use duplication::{
     landing_window, recheck_interval_ms, when_course_found, when_no_course, FoundCourse,

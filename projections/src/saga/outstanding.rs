@@ -7,11 +7,12 @@
 //!
 //! | status                        | course                      | participants                          |
 //! |-------------------------------|-----------------------------|---------------------------------------|
-//! | Deployed                      | exists, visible             | enrolled, active, with their role     |
-//! | Ended                         | exists, hidden              | instructors enrolled; students out    |
+//! | Deployed                      | exists, visible (as its shape says) | enrolled, active, with their role |
+//! | Ended                         | exists, hidden, archived    | instructors enrolled; students out    |
 //! | Deleted, course deletion on   | deleted (looked for if none is recorded) | —                        |
 //! | Deleted, course kept          | recorded as kept, hidden, if it still exists | as Ended             |
 //!
+//! The course's names, category, dates and visibility: `super::course`.
 //! The deletion setting decides once: a course recorded as kept stays kept.
 //!
 //! "Enrolled with their role" means: by the account linked by their data (a participant added
@@ -27,6 +28,9 @@ use domain::event::Status;
 use domain::moodle_sync::{EnrolmentState, MoodleSync, RecordedParticipant};
 use domain::participant::Role;
 
+use domain::moodle_sync::CourseProps;
+
+use super::course::{changes, target};
 use super::desired::{Desired, DesiredParticipant};
 use super::settings::SagaSettings;
 
@@ -210,6 +214,10 @@ pub struct Outstanding<'a> {
     /// The visibility the course must get (it is recorded otherwise). Counted without a course
     /// too when the course must be hidden: it is created hidden, a second change.
     pub visibility: Option<bool>,
+    /// Names, category or dates still to write to the course (`super::course`).
+    pub course_update: Option<CourseProps>,
+    /// When the wish changes by itself (ms): the start of an `at_start` event.
+    pub wake_at_ms: Option<i64>,
     /// Every participant compared, satisfied or not (current ones first, as [`wants`]); empty
     /// when the course is to go or is gone for good.
     pub participants: Vec<Compared<'a>>,
@@ -223,7 +231,10 @@ impl Outstanding<'_> {
             return 0;
         }
         let unsatisfied = self.participants.iter().filter(|c| !c.satisfied).count() as u64;
-        u64::from(self.course.is_some()) + u64::from(self.visibility.is_some()) + unsatisfied
+        u64::from(self.course.is_some())
+            + u64::from(self.visibility.is_some())
+            + u64::from(self.course_update.is_some())
+            + unsatisfied
     }
 
     /// The Moodle state this gives. An empty plan means InSync, or Failed when what is left
@@ -262,6 +273,8 @@ pub fn outstanding<'a>(
         saga_parked: recorded.parked.is_some(),
         course: None,
         visibility: None,
+        course_update: None,
+        wake_at_ms: None,
         participants: Vec::new(),
     };
     if !in_scope(desired, settings) {
@@ -299,9 +312,16 @@ pub fn outstanding<'a>(
         Some(id) if deleting && !recorded.course_kept => Some(CourseWork::Keep(id)),
         Some(_) => None,
     };
-    let visible = desired.status == Status::Deployed;
-    if recorded.course_visible != Some(visible) && (has_course || !visible) {
-        out.visibility = Some(visible);
+    let wanted = target(desired, settings);
+    out.wake_at_ms = wanted.wake_at_ms;
+    match wanted.visible {
+        Some(visible) if recorded.course_visible != Some(visible) && (has_course || !visible) => {
+            out.visibility = Some(visible);
+        }
+        _ => {}
+    }
+    if has_course {
+        out.course_update = changes(&wanted, recorded);
     }
     let empty = RecordedParticipant::default();
     out.participants = wants(desired, settings)

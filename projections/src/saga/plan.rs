@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use domain::event::Status;
 use domain::moodle_sync::{EnrolmentState, MoodleSync, RecordedParticipant};
 
+use super::course;
 use super::desired::{Desired, DesiredParticipant};
 use super::outstanding::{
     account_update_due, known_out, link_is_stale, outstanding, CourseWork, Outstanding, SyncState,
@@ -26,6 +27,9 @@ pub struct Plan {
     /// one (enrolments need the course and the accounts) appear once it is recorded: run the
     /// first step, record its facts, plan again.
     pub steps: Vec<Step>,
+    /// When to plan again though nothing happens (ms): the start of an `at_start` event.
+    #[serde(default)]
+    pub wake_at_ms: Option<i64>,
 }
 
 impl Plan {
@@ -33,6 +37,7 @@ impl Plan {
         Plan {
             state,
             steps: Vec::new(),
+            wake_at_ms: None,
         }
     }
 
@@ -57,6 +62,7 @@ pub fn plan(desired: &Desired, recorded: &MoodleSync, settings: &SagaSettings) -
     Plan {
         state,
         steps: steps(&out, desired, recorded, settings),
+        wake_at_ms: out.wake_at_ms,
     }
 }
 
@@ -80,8 +86,13 @@ fn steps(
         }
         Some(CourseWork::FindToDelete) => {
             return vec![Step::FindCourseToDelete {
-                shortname: desired.shortname(),
+                shortname: recorded
+                    .duplication
+                    .and(recorded.duplicating_as.clone())
+                    .unwrap_or_else(|| desired.shortname()),
                 template_course_id,
+                idnumber: course::target(desired, settings).props.idnumber,
+                shaped: desired.course.is_some(),
                 cause: desired.status_cause(),
                 in_flight: recorded.duplication,
             }]
@@ -190,15 +201,29 @@ fn steps(
         steps.push(Step::ParkParticipants(parks));
     }
     if out.course == Some(CourseWork::Ensure) {
+        let wanted = course::target(desired, settings);
         steps.push(Step::EnsureCourse(EnsureCourse {
-            shortname: desired.shortname(),
-            fullname: desired.name.clone(),
+            // A duplication announced under an earlier name is found by that name.
+            shortname: recorded
+                .duplication
+                .and(recorded.duplicating_as.clone())
+                .unwrap_or(wanted.shortname),
+            fullname: wanted.fullname,
             template_course_id,
-            category_id: settings.category_id,
-            visible: active,
+            category_id: wanted.create_in,
+            visible: active && wanted.visible.unwrap_or(false),
+            idnumber: wanted.props.idnumber,
+            shaped: desired.course.is_some(),
             cause: desired.deployed.unwrap_or_else(|| desired.status_cause()),
             in_flight: recorded.duplication,
         }));
+    }
+    if let (Some(course_id), Some(props)) = (course_id, &out.course_update) {
+        steps.push(Step::UpdateCourse {
+            course_id,
+            props: props.clone(),
+            cause: desired.course_cause(),
+        });
     }
     if !links.is_empty() {
         steps.push(Step::LinkUsers(LinkUsers {

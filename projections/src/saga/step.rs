@@ -19,6 +19,12 @@ pub struct EnsureCourse {
     pub template_course_id: i64,
     pub category_id: i64,
     pub visible: bool,
+    /// The idnumber the engine gives the course (a found course carrying it is the event's).
+    #[serde(default)]
+    pub idnumber: Option<String>,
+    /// Deployed with a course shape (false: an event from before, found by `ovle-<id>`).
+    #[serde(default)]
+    pub shaped: bool,
     pub cause: Cause,
     /// The duplication announced last and not answered yet (see [`crate::saga::duplication`]).
     pub in_flight: Option<DuplicationStarted>,
@@ -155,6 +161,13 @@ pub enum Step {
         visible: bool,
         cause: Cause,
     },
+    /// `core_course_update_courses(fullname, shortname, idnumber, categoryid, startdate,
+    /// enddate)`: the fields the course does not hold yet.
+    UpdateCourse {
+        course_id: i64,
+        props: domain::moodle_sync::CourseProps,
+        cause: Cause,
+    },
     /// `core_course_delete_courses`.
     DeleteCourse {
         course_id: i64,
@@ -171,6 +184,11 @@ pub enum Step {
     FindCourseToDelete {
         shortname: String,
         template_course_id: i64,
+        /// As [`EnsureCourse`]'s: only the event's own course is ever deleted.
+        #[serde(default)]
+        idnumber: Option<String>,
+        #[serde(default)]
+        shaped: bool,
         cause: Cause,
         /// A duplication that may still land the course (see [`crate::saga::duplication`]).
         in_flight: Option<DuplicationStarted>,
@@ -197,6 +215,7 @@ impl Step {
             } => "suspend",
             Step::SetCourseVisible { visible: false, .. } => "hide_course",
             Step::SetCourseVisible { visible: true, .. } => "show_course",
+            Step::UpdateCourse { .. } => "update_course",
             Step::DeleteCourse { .. } => "delete_course",
             Step::FindCourseToDelete { .. } => "find_course_to_delete",
             Step::KeepCourse { .. } => "keep_course",
@@ -219,6 +238,7 @@ impl Step {
             Step::UpdateAccounts(items) => latest(&mut items.iter().map(|i| i.cause)),
             Step::Remove { items, .. } => latest(&mut items.iter().map(|i| i.cause)),
             Step::SetCourseVisible { cause, .. }
+            | Step::UpdateCourse { cause, .. }
             | Step::DeleteCourse { cause, .. }
             | Step::FindCourseToDelete { cause, .. }
             | Step::KeepCourse { cause, .. } => *cause,
@@ -236,6 +256,7 @@ impl Step {
             Step::Remove { items, .. } => items.len(),
             Step::EnsureCourse(_)
             | Step::SetCourseVisible { .. }
+            | Step::UpdateCourse { .. }
             | Step::DeleteCourse { .. }
             | Step::FindCourseToDelete { .. }
             | Step::KeepCourse { .. } => 1,

@@ -33,6 +33,14 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                 adopted: false,
                 caused_by: nil,
             }];
+            v.push(MoodleSyncEvent::CourseUpdated {
+                course_id: COURSE_ID,
+                props: domain::moodle_sync::CourseProps {
+                    fullname: Some(e.fullname.clone()),
+                    ..Default::default()
+                },
+                caused_by: nil,
+            });
             if !e.visible {
                 v.push(MoodleSyncEvent::CourseHidden {
                     course_id: COURSE_ID,
@@ -106,6 +114,13 @@ pub(crate) fn facts_of(step: &Step) -> Vec<MoodleSyncEvent> {
                 },
             })
             .collect(),
+        Step::UpdateCourse {
+            course_id, props, ..
+        } => vec![MoodleSyncEvent::CourseUpdated {
+            course_id: *course_id,
+            props: props.clone(),
+            caused_by: nil,
+        }],
         Step::KeepCourse { course_id, .. } => vec![MoodleSyncEvent::CourseKept {
             course_id: *course_id,
             caused_by: nil,
