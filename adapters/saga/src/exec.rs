@@ -10,13 +10,15 @@
 //! - `LinkUsers`: [`users`] (one look-up, matched by `projections::saga::matching`, then the
 //!   missing accounts created);
 //! - `Enrol`, `Remove`: [`enrol`];
+//! - `UpdateCourse` (names, category, dates): [`shape`];
 //! - `SetCourseVisible`, `DeleteCourse`, `KeepCourse`, `ParkParticipants`: here.
 //!
 //! Every batched call isolates the items Moodle refuses with [`bisect`].
 
 use domain::moodle_sync::MoodleSyncEvent;
 use moodle::{CourseUpdate, MoodleClient, MoodleError};
-use projections::saga::{Failure, NoCourseYet, Step};
+use projections::saga::course::whose;
+use projections::saga::{Failure, NoCourseYet, Step, Whose};
 
 use crate::SagaConfig;
 
@@ -24,6 +26,7 @@ mod bisect;
 mod changes;
 mod course;
 mod enrol;
+mod shape;
 mod users;
 
 use course::{adopt_when_whole, ensure_course, waiting_reason};
@@ -144,8 +147,7 @@ pub(crate) async fn run_step(
             let update = CourseUpdate {
                 id: *course_id,
                 visible: Some(*visible),
-                fullname: None,
-                idnumber: None,
+                ..CourseUpdate::default()
             };
             match client.update_courses(&[update]).await {
                 Ok(warnings) if warnings.is_empty() => out.facts.push(if *visible {
@@ -178,6 +180,11 @@ pub(crate) async fn run_step(
                 Err(e) => out.fail(failure_of(&e)),
             }
         }
+        Step::UpdateCourse {
+            course_id,
+            props,
+            cause,
+        } => shape::update_course(client, *course_id, props, *cause, &mut out).await,
         Step::DeleteCourse { course_id, cause } => match client.delete_courses(&[*course_id]).await
         {
             Ok(warnings) => {
@@ -204,9 +211,25 @@ pub(crate) async fn run_step(
         Step::FindCourseToDelete {
             shortname,
             template_course_id,
+            idnumber,
+            shaped,
             cause,
             in_flight,
         } => match find_course(client, shortname).await {
+            // Someone else's course under the event's shortname: never deleted.
+            Ok(Some(course))
+                if whose(
+                    *shaped,
+                    idnumber.as_deref(),
+                    course.idnumber.as_deref(),
+                    in_flight.is_some(),
+                ) == Whose::Stranger =>
+            {
+                out.facts.push(MoodleSyncEvent::CourseAbsent {
+                    shortname: shortname.clone(),
+                    caused_by: cause.event_id,
+                })
+            }
             // Adopted: the next plan deletes it.
             // A skeleton still restoring is not deleted under the restore's feet.
             Ok(Some(course)) => adopt_when_whole(

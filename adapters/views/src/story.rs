@@ -176,6 +176,34 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
                 "course {course_id} duplicated from template {template_course_id} (shortname {shortname}, category {category_id}{how})"
             )
         }
+        MoodleSyncEvent::CourseUpdated {
+            course_id, props, ..
+        } => {
+            let mut parts = Vec::new();
+            let day = |t: i64| match t {
+                0 => "none".to_string(),
+                t => domain::course::day_of(t).unwrap_or_else(|| t.to_string()),
+            };
+            if let Some(v) = &props.fullname {
+                parts.push(format!("full name {v:?}"));
+            }
+            if let Some(v) = &props.shortname {
+                parts.push(format!("shortname {v:?}"));
+            }
+            if let Some(v) = &props.idnumber {
+                parts.push(format!("idnumber {v:?}"));
+            }
+            if let Some(v) = props.category_id {
+                parts.push(format!("category {v}"));
+            }
+            if let Some(v) = props.startdate {
+                parts.push(format!("start {}", day(v)));
+            }
+            if let Some(v) = props.enddate {
+                parts.push(format!("end {}", day(v)));
+            }
+            format!("course {course_id} now has {}", parts.join(", "))
+        }
         MoodleSyncEvent::UserLinked {
             participant_id,
             moodle_user_id,

@@ -44,6 +44,8 @@ pub enum DriftKind {
     CourseExists,
     /// The course is shown where it should be hidden, or the other way round.
     CourseVisibility,
+    /// The course was renamed, moved or re-dated by hand.
+    CourseShape,
     /// A participant's linked Moodle account is gone.
     Account,
     /// Enrolled, suspended or not enrolled differently from the log.
@@ -53,10 +55,11 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 6] = [
+    pub const ALL: [DriftKind; 7] = [
         DriftKind::CourseMissing,
         DriftKind::CourseExists,
         DriftKind::CourseVisibility,
+        DriftKind::CourseShape,
         DriftKind::Account,
         DriftKind::Enrolment,
         DriftKind::Role,
@@ -67,6 +70,7 @@ impl DriftKind {
             DriftKind::CourseMissing => "course_missing",
             DriftKind::CourseExists => "course_exists",
             DriftKind::CourseVisibility => "course_visibility",
+            DriftKind::CourseShape => "course_shape",
             DriftKind::Account => "account",
             DriftKind::Enrolment => "enrolment",
             DriftKind::Role => "role",

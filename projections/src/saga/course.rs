@@ -137,5 +137,57 @@ pub fn whose(
     }
 }
 
+/// One field of the course changed in Moodle since the engine wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeDrift {
+    /// `course full name`, `course shortname`, `course idnumber`, `course category`, …
+    pub what: &'static str,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// The fields Moodle shows otherwise than the engine wrote them (the record holds the wanted
+/// value, Moodle another: changed by hand), and the correction to record: what Moodle holds,
+/// from which the planner writes the wanted values back. A field the record does not hold yet is
+/// the saga's pending work, not drift.
+pub fn drift(
+    target: &CourseTarget,
+    recorded: &MoodleSync,
+    observed: &CourseProps,
+) -> (Vec<ShapeDrift>, CourseProps) {
+    let (w, h, o) = (&target.props, &recorded.course_props, observed);
+    let mut rows = Vec::new();
+    let mut seen = CourseProps::default();
+    let day = |t: i64| match t {
+        0 => "none".to_string(),
+        t => domain::course::day_of(t).unwrap_or_else(|| t.to_string()),
+    };
+    let text = |v: &String| format!("{v:?}");
+    fn differs<T: PartialEq>(w: &Option<T>, h: &Option<T>, o: &Option<T>) -> bool {
+        w.is_some() && w == h && o.is_some() && o != w
+    }
+    macro_rules! field {
+        ($f:ident, $what:expr, $show:expr) => {
+            if differs(&w.$f, &h.$f, &o.$f) {
+                if let (Some(want), Some(got)) = (&w.$f, &o.$f) {
+                    rows.push(ShapeDrift {
+                        what: $what,
+                        expected: $show(want),
+                        actual: $show(got),
+                    });
+                    seen.$f = Some(got.clone());
+                }
+            }
+        };
+    }
+    field!(fullname, "course full name", text);
+    field!(shortname, "course shortname", text);
+    field!(idnumber, "course idnumber", text);
+    field!(category_id, "course category", |c: &i64| format!("category {c}"));
+    field!(startdate, "course start date", |t: &i64| day(*t));
+    field!(enddate, "course end date", |t: &i64| day(*t));
+    (rows, seen)
+}
+
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,9 @@ pub struct ObservedCourse {
     pub category_id: i64,
     /// None when Moodle does not tell (the web-service user cannot see it).
     pub visible: Option<bool>,
+    /// Its names, category and dates as Moodle shows them (None: not shown).
+    #[serde(default)]
+    pub props: domain::moodle_sync::CourseProps,
 }
 
 /// One enrolment in the event's course, as Moodle shows it.

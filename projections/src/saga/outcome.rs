@@ -266,6 +266,19 @@ pub fn done(state: SyncState, recorded: &MoodleSync) -> Next {
     }
 }
 
+/// What follows an empty plan: done, or, when the wish changes by itself later (an `at_start`
+/// course to show at the start), a wake-up then (not an attempt, not a failure).
+pub fn idle(plan: &super::plan::Plan, recorded: &MoodleSync) -> Next {
+    match plan.wake_at_ms {
+        Some(at) if plan.state != SyncState::Failed => Next::Wait {
+            at,
+            attempts: 0,
+            reason: "the course is to be shown at the event's start".to_string(),
+        },
+        _ => done(plan.state, recorded),
+    }
+}
+
 /// Why an event with an empty plan still needs a person.
 pub fn failed_reason(state: SyncState, recorded: &MoodleSync) -> Option<String> {
     if state != SyncState::Failed {

@@ -6,8 +6,8 @@
 //!
 //! | status                        | course                  | participants                                  |
 //! |-------------------------------|-------------------------|-----------------------------------------------|
-//! | Deployed                      | exists, visible         | everyone enrolled, active, with their role    |
-//! | Ended                         | exists, hidden          | instructors enrolled; students out            |
+//! | Deployed                      | exists, visible (as its shape says), named, dated and placed as the log says | everyone enrolled, active, with their role |
+//! | Ended                         | exists, hidden, archived | instructors enrolled; students out           |
 //! | Deleted, course deletion on   | does not exist          | —                                             |
 //! | Deleted, course kept          | hidden, if it still exists | as Ended                                   |
 //!
@@ -240,10 +240,23 @@ pub fn reconcile(
         return out;
     };
 
-    // Visibility.
-    let want_visible = desired.status == Status::Deployed;
+    // Visibility (not managed while a `hidden` course's event runs), then names, category and
+    // dates changed by hand since the engine wrote them.
+    let wanted = super::course::target(desired, settings);
+    let (shape_rows, seen) = super::course::drift(&wanted, recorded, &course.props);
+    for d in shape_rows {
+        row(DriftKind::CourseShape, d.what.into(), None, d.expected, d.actual);
+    }
+    if !seen.is_empty() {
+        corrections.push(MoodleSyncEvent::CourseUpdated {
+            course_id: course.id,
+            props: seen,
+            caused_by: desired.course_cause().event_id,
+        });
+    }
+    let want_visible = wanted.visible;
     let vis = |v: bool| if v { "visible" } else { "hidden" }.to_string();
-    if let Some(visible) = course.visible {
+    if let (Some(visible), Some(want_visible)) = (course.visible, want_visible) {
         if visible != want_visible {
             row(
                 DriftKind::CourseVisibility,

@@ -14,7 +14,8 @@ use projections::saga::{
 };
 use uuid::Uuid;
 
-use projections::saga::Failure;
+use projections::saga::course::whose;
+use projections::saga::{Failure, Whose};
 
 use super::{failure_of, Outcome};
 use crate::db::now_ms;
@@ -126,8 +127,27 @@ fn course_fullname(name: &str) -> String {
     }
 }
 
-/// [`adopt_when_whole`] for the course of `e`.
+/// [`adopt_when_whole`] for the course of `e`, when it is the event's own
+/// ([`projections::saga::course::whose`]); a stranger's course parks the event, naming it.
 fn adopt(ctx: &StepContext, e: &EnsureCourse, course: &moodle::Course, out: &mut Outcome) {
+    let found = course.idnumber.as_deref();
+    let announced = e.in_flight.is_some();
+    if whose(e.shaped, e.idnumber.as_deref(), found, announced) == Whose::Stranger {
+        return out.fail(Failure::permanent(
+            "course_shortname_taken",
+            format!(
+                "course {} {:?} (category {}{}) already has the shortname {:?}, and the engine                  did not make it: it is never adopted. Rename that course in Moodle or change the                  environment's moodle_course_shortname_template, then retry",
+                course.id,
+                course.fullname,
+                course.categoryid,
+                match found.filter(|i| !i.is_empty()) {
+                    Some(i) => format!(", idnumber {i:?}"),
+                    None => String::new(),
+                },
+                e.shortname
+            ),
+        ));
+    }
     let (template, cause) = (e.template_course_id, e.cause.event_id);
     adopt_when_whole(ctx, course, e.in_flight.as_ref(), template, cause, out);
 }
@@ -145,6 +165,16 @@ fn adopted_course(
         adopted: true,
         caused_by: cause,
     }];
+    // What the look-up showed of it (its dates are left: the plan writes the event's).
+    facts.push(MoodleSyncEvent::CourseUpdated {
+        course_id: course.id,
+        props: domain::moodle_sync::CourseProps {
+            fullname: Some(course.fullname.clone()),
+            idnumber: course.idnumber.clone().filter(|i| !i.is_empty()),
+            ..Default::default()
+        },
+        caused_by: cause,
+    });
     if course.visible == Some(false) {
         facts.push(MoodleSyncEvent::CourseHidden {
             course_id: course.id,
@@ -213,6 +243,14 @@ pub(super) async fn ensure_course(
                 template_course_id: e.template_course_id,
                 category_id: e.category_id,
                 adopted: false,
+                caused_by: e.cause.event_id,
+            });
+            out.facts.push(MoodleSyncEvent::CourseUpdated {
+                course_id: course.id,
+                props: domain::moodle_sync::CourseProps {
+                    fullname: Some(req.fullname.clone()),
+                    ..Default::default()
+                },
                 caused_by: e.cause.event_id,
             });
             if !e.visible {

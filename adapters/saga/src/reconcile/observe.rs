@@ -12,6 +12,14 @@ pub(super) async fn observe(
 ) -> Result<Observed, MoodleError> {
     let mut observed = Observed::default();
     let course = |c: moodle::Course| ObservedCourse {
+        props: domain::moodle_sync::CourseProps {
+            fullname: Some(c.fullname.clone()),
+            shortname: Some(c.shortname.clone()),
+            idnumber: c.idnumber.clone(),
+            category_id: Some(c.categoryid),
+            startdate: c.startdate,
+            enddate: c.enddate,
+        },
         id: c.id,
         shortname: c.shortname,
         category_id: c.categoryid,

@@ -138,11 +138,11 @@ impl Worker {
                 }
                 events.push((row.sequence.max(0) as u64, row.decode::<VleEvent>()?));
             }
-            let desired = Desired::fold(id, events);
+            let desired = Desired::fold(id, events).at(cfg.clock.now_ms());
             let (recorded, version) = store.load::<MoodleSync>(id).await?.unwrap_or_default();
             let plan = plan(&desired, &recorded, &self.inner.settings);
             let Some(step) = plan.next() else {
-                return Ok(Ended::Next(outcome::done(plan.state, &recorded)));
+                return Ok(Ended::Next(outcome::idle(&plan, &recorded)));
             };
             if steps >= cfg.max_steps_per_claim {
                 let step = step.name();

@@ -192,3 +192,36 @@ fn only_the_engines_own_course_is_adopted() {
     assert_eq!(whose(true, None, None, false), Whose::Stranger);
     assert_eq!(whose(false, None, None, false), Whose::Ours);
 }
+
+#[test]
+fn a_course_renamed_or_moved_by_hand_is_drift_and_pending_work_is_not() {
+    let d = deployed(at_start(), with_start());
+    let t = target(&d, &settings());
+    let mut r = MoodleSync::default();
+    r.course_props = CourseProps {
+        shortname: t.props.shortname.clone(),
+        category_id: Some(3),
+        ..CourseProps::default()
+    };
+    let observed = CourseProps {
+        fullname: Some("Renamed".into()),
+        shortname: Some("HAND-1".into()),
+        idnumber: None,
+        category_id: Some(1),
+        startdate: Some(5),
+        enddate: Some(0),
+    };
+    let (rows, seen) = drift(&t, &r, &observed);
+    let what: Vec<_> = rows.iter().map(|r| r.what).collect();
+    // The full name and dates are not recorded as written yet: pending, not drift.
+    assert_eq!(what, ["course shortname", "course category"]);
+    assert_eq!(rows[1].expected, "category 3");
+    assert_eq!(seen.shortname.as_deref(), Some("HAND-1"));
+    assert_eq!(seen.category_id, Some(1));
+    assert_eq!(seen.fullname, None);
+    // Recorded, the planner writes the wanted values back.
+    r.course_props.merge(&seen);
+    let due = changes(&t, &r).unwrap();
+    assert_eq!(due.shortname, t.props.shortname);
+    assert_eq!(due.category_id, Some(3));
+}
