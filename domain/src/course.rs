@@ -184,16 +184,11 @@ impl Values {
             .starts_at
             .and_then(day_of)
             .unwrap_or_else(|| spec.deployed_on.clone());
-        let short: String = e
-            .event_id
-            .chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .take(8)
-            .collect();
-        let short = if short.is_empty() {
-            e.event_id.chars().take(8).collect()
-        } else {
-            short
+        // A UUID's first 8 hex digits; an id of another form is shown whole (cut, it could
+        // be another event's).
+        let short: String = match uuid::Uuid::parse_str(e.event_id) {
+            Ok(u) => u.simple().to_string().chars().take(8).collect(),
+            Err(_) => e.event_id.to_string(),
         };
         Values {
             pairs: vec![

@@ -101,7 +101,10 @@ pub struct EventPatch {
 /// frozen into `Deployed` with the environment's choices.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployContext {
-    pub course_defaults: CourseDefaults,
+    /// None: the course is not shaped (`ovle-<event id>` in the global category, visible), as
+    /// for events deployed before course shaping; the API always gives the settings' defaults.
+    #[serde(default)]
+    pub course_defaults: Option<CourseDefaults>,
     /// YYYY-MM-DD (UTC) of the deploy.
     pub today: String,
 }
@@ -269,14 +272,17 @@ impl VleEvent {
                     }
                     valid.push(p);
                 }
-                let course = environment.template_course_id.map(|_| {
-                    CourseSpec::resolve(
-                        &environment.course,
-                        &context.course_defaults,
-                        &environment.name,
-                        &context.today,
-                    )
-                });
+                let course = environment
+                    .template_course_id
+                    .and(context.course_defaults.as_ref())
+                    .map(|defaults| {
+                        CourseSpec::resolve(
+                            &environment.course,
+                            defaults,
+                            &environment.name,
+                            &context.today,
+                        )
+                    });
                 Ok(vec![EventEvent::Deployed {
                     id,
                     environment_id: environment.id,

@@ -54,12 +54,7 @@ fn deploy(participants: Vec<ParticipantInput>, environment: Option<Environment>)
 
 fn deployed() -> EventEvent {
     EventEvent::Deployed {
-        course: Some(CourseSpec::resolve(
-            &Default::default(),
-            &CourseDefaults::default(),
-            "Lab",
-            "",
-        )),
+        course: None,
         schedule: Default::default(),
         id: "ev-1".into(),
         environment_id: "env-1".into(),
@@ -373,11 +368,11 @@ async fn deploy_freezes_the_course_shape_and_the_dates() {
         ends_at: Some(1_800_086_400),
     };
     let context = DeployContext {
-        course_defaults: CourseDefaults {
+        course_defaults: Some(CourseDefaults {
             category_id: Some(2),
             archive_category_id: Some(4),
             ..CourseDefaults::default()
-        },
+        }),
         today: "2026-12-02".into(),
     };
     let mut command = deploy(vec![], Some(environment));

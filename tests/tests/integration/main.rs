@@ -9,6 +9,7 @@ mod api_hardening;
 mod api_idempotency;
 mod api_ops;
 mod api_participants;
+mod course_shape;
 mod fault_matrix;
 mod hostile_api;
 mod identity;

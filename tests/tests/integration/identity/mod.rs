@@ -14,7 +14,7 @@
 //! The real site is shared with other tests: every name here carries the run's tag.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod harness;
+pub(crate) mod harness;
 
 use domain::event::EventCommand;
 use domain::moodle_sync::MoodleSyncEvent;
