@@ -272,7 +272,7 @@ pub fn assert_views_name_moodle_courses(
         let course = snapshot
             .courses
             .values()
-            .find(|c| c.shortname == format!("ovle-{id}"));
+            .find(|c| crate::is_course_of(&c.shortname, &c.idnumber, id));
         if let Some(c) = course {
             assert_eq!(v["moodle"]["course_id"].as_i64(), Some(c.id), "{id}: {v}");
         }

@@ -215,3 +215,18 @@ pub mod lifecycle;
 pub mod proxy;
 pub mod real_moodle;
 pub mod scratch_service;
+
+/// Whether a course (by its shortname and idnumber) is OpenVLE event `event`'s: an event shaped
+/// by the defaults carries the idnumber `ovle-<event id>` (its shortname is readable), one
+/// deployed without course shaping the shortname `ovle-<event id>`.
+pub fn is_course_of(shortname: &str, idnumber: &str, event: &str) -> bool {
+    let own = format!("ovle-{event}");
+    shortname == own || idnumber == own
+}
+
+/// The event a course belongs to, read from its idnumber or shortname (`ovle-<event id>`).
+pub fn event_of_course<'a>(shortname: &'a str, idnumber: &'a str) -> Option<&'a str> {
+    idnumber
+        .strip_prefix("ovle-")
+        .or_else(|| shortname.strip_prefix("ovle-"))
+}

@@ -326,7 +326,7 @@ impl Model {
         }
         // Courses.
         for c in state.courses.values() {
-            if let Some(id) = c.shortname.strip_prefix("ovle-") {
+            if let Some(id) = crate::event_of_course(&c.shortname, &c.idnumber) {
                 if !self.events.contains_key(id) {
                     problems.push(format!("course {} belongs to no event", c.shortname));
                 }
@@ -347,11 +347,10 @@ impl Model {
     /// Whether `event`'s course is exactly what the model says.
     pub fn check_event(&self, state: &SimState, id: &str) -> Result<(), String> {
         let mut problems: Vec<String> = Vec::new();
-        let shortname = format!("ovle-{id}");
         let courses: Vec<_> = state
             .courses
             .values()
-            .filter(|c| c.shortname == shortname)
+            .filter(|c| crate::is_course_of(&c.shortname, &c.idnumber, id))
             .collect();
         match (self.expected_enrolments(id), courses.as_slice()) {
             (None, []) => {}

@@ -142,12 +142,22 @@ impl RealMoodle {
             }
         }
         for id in model.events.keys() {
-            let shortname = format!("ovle-{id}");
-            let courses = c
-                .get_courses_by_field(CourseField::Shortname, &shortname)
-                .await
-                .unwrap_or_else(|e| panic!("look up course {shortname}: {e}"));
-            for course in courses.into_iter().filter(|k| k.shortname == shortname) {
+            // Shaped by the defaults: idnumber `ovle-<id>`; unshaped: shortname `ovle-<id>`.
+            let key = format!("ovle-{id}");
+            let mut courses = Vec::new();
+            for field in [CourseField::Idnumber, CourseField::Shortname] {
+                for k in c
+                    .get_courses_by_field(field, &key)
+                    .await
+                    .unwrap_or_else(|e| panic!("look up course {key}: {e}"))
+                {
+                    let own = crate::is_course_of(&k.shortname, k.idnumber.as_deref().unwrap_or(""), id);
+                    if own && !courses.iter().any(|x: &moodle::Course| x.id == k.id) {
+                        courses.push(k);
+                    }
+                }
+            }
+            for course in courses {
                 let all = c
                     .get_enrolled_users(course.id, EnrolledFilter::All)
                     .await

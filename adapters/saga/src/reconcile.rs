@@ -163,7 +163,7 @@ impl Worker {
                 .map_err(|e| Failed::Store(e.into()))?;
             events.push((row.sequence.max(0) as u64, e));
         }
-        let desired = Desired::fold(id, events).at(self.inner.config.clock.now_ms());
+        let desired = Desired::fold(id, events).at(self.config().clock.now_ms());
         let (recorded, version) = store
             .load::<MoodleSync>(id)
             .await

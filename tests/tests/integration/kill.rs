@@ -479,7 +479,11 @@ async fn sigterm_mid_batch_exits_cleanly_and_a_restart_completes() {
         let store = store::Store::connect(&db_url).await.unwrap();
         let snapshot = sim.snapshot();
         for id in model.events.keys() {
-            let Some(course) = snapshot.course_by_shortname(&format!("ovle-{id}")) else {
+            let Some(course) = snapshot
+                .courses
+                .values()
+                .find(|c| support::is_course_of(&c.shortname, &c.idnumber, id))
+            else {
                 continue;
             };
             let sync = store

@@ -210,7 +210,7 @@ fn course_of(snapshot: &SimState, event: &str) -> i64 {
     snapshot
         .courses
         .values()
-        .find(|c| c.shortname == format!("ovle-{event}"))
+        .find(|c| support::is_course_of(&c.shortname, &c.idnumber, event))
         .unwrap_or_else(|| panic!("no course for {event}"))
         .id
 }

@@ -350,3 +350,28 @@ fn a_failed_event_says_why() {
         }
     );
 }
+
+#[test]
+fn an_empty_plan_waits_for_the_start_of_an_at_start_event_and_is_done_otherwise() {
+    use crate::saga::plan::Plan;
+    use crate::saga::SyncState;
+    let idle_plan = |state, wake_at_ms| Plan {
+        state,
+        steps: Vec::new(),
+        wake_at_ms,
+    };
+    let r = MoodleSync::default();
+    match idle(&idle_plan(SyncState::InSync, Some(5_000)), &r) {
+        Next::Wait { at, attempts, .. } => assert_eq!((at, attempts), (5_000, 0)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        idle(&idle_plan(SyncState::InSync, None), &r),
+        Next::Done { .. }
+    ));
+    // A person must act first: no wake-up hides that.
+    assert!(matches!(
+        idle(&idle_plan(SyncState::Failed, Some(5_000)), &r),
+        Next::Done { .. }
+    ));
+}
