@@ -70,7 +70,7 @@ impl CourseField {
 }
 
 /// A course as returned by the course look-ups.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Course {
     /// Course id.
     pub id: i64,
@@ -91,6 +91,13 @@ pub struct Course {
     /// inserts before its restore (observed on 4.4), hence a sign that the course is whole.
     #[serde(default)]
     pub enrollmentmethods: Vec<String>,
+    /// Start date, unix seconds (0 = none). A duplicate gets its template's dates (observed on
+    /// the 4.4 lab), so the engine sets its own after duplicating.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub startdate: Option<i64>,
+    /// End date, unix seconds (0 = no end date).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub enddate: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -144,8 +151,21 @@ pub struct CourseUpdate {
     pub visible: Option<bool>,
     /// New full name.
     pub fullname: Option<String>,
-    /// New idnumber.
+    /// New idnumber. A duplicate starts with an empty one (not the template's: observed on 4.4);
+    /// one another course holds is refused with warning `courseidnumbertaken`.
     pub idnumber: Option<String>,
+    /// New short name; one another course holds is refused with warning `shortnametaken`.
+    pub shortname: Option<String>,
+    /// New category (moving a course, e.g. to an archive category). A category that does not
+    /// exist is a missing-record warning, but Moodle has already written the course, hidden.
+    pub category_id: Option<i64>,
+    /// New start date, unix seconds. Sent alone it is never checked against the stored end
+    /// date (4.4 accepted a start after the end).
+    pub startdate: Option<i64>,
+    /// New end date, unix seconds, 0 = none. Moodle checks the dates of the item only, not the
+    /// stored ones: an end date sent without a start date is refused (`nostartdatenoenddate`),
+    /// one before the start date sent with it too (`enddatebeforestartdate`).
+    pub enddate: Option<i64>,
 }
 
 /// A per-item warning (`external_warnings`): the call succeeded, this item did not.
@@ -357,6 +377,14 @@ fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error
     })
 }
 
+fn de_opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(de_opt_string(d)?.filter(|s| !s.is_empty()))
 }
@@ -385,6 +413,12 @@ mod tests {
                 .unwrap();
         assert_eq!(c.visible, Some(false));
         assert_eq!(c.idnumber, None);
+        assert_eq!((c.startdate, c.enddate), (None, None));
+        let c: Course = serde_json::from_str(
+            r#"{"id":3,"shortname":"S","fullname":"F","startdate":1800000000,"enddate":"0"}"#,
+        )
+        .unwrap();
+        assert_eq!((c.startdate, c.enddate), (Some(1_800_000_000), Some(0)));
         let s: SiteInfo = serde_json::from_str(
             r#"{"sitename":"x","username":"ws","userid":3,"version":2024042200,"functions":[{"name":"a","version":"1"}]}"#,
         )

@@ -66,6 +66,8 @@ impl MoodleClient {
     }
 
     /// `core_course_update_courses`: per-item problems come back as warnings, the call succeeds.
+    /// Each item is written whole or not at all (an item's own transaction), except a missing
+    /// category, found after the write (observed on 4.4).
     pub async fn update_courses(
         &self,
         updates: &[CourseUpdate],
@@ -83,6 +85,18 @@ impl MoodleClient {
                 }
                 if let Some(v) = &u.idnumber {
                     item.push(("idnumber", v.clone()));
+                }
+                if let Some(v) = &u.shortname {
+                    item.push(("shortname", v.clone()));
+                }
+                if let Some(v) = u.category_id {
+                    item.push(("categoryid", v.to_string()));
+                }
+                if let Some(v) = u.startdate {
+                    item.push(("startdate", v.to_string()));
+                }
+                if let Some(v) = u.enddate {
+                    item.push(("enddate", v.to_string()));
                 }
                 item.push(("id", u.id.to_string()));
                 item
