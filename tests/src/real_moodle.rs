@@ -202,6 +202,8 @@ impl RealMoodle {
                         visible: course.visible.unwrap_or(true),
                         idnumber: course.idnumber.unwrap_or_default(),
                         manual_enrol: true,
+                        startdate: course.startdate.unwrap_or(0),
+                        enddate: course.enddate.unwrap_or(0),
                     },
                 );
             }

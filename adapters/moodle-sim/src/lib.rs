@@ -12,7 +12,8 @@
 //! listen on loopback only.
 //!
 //! Seed ids are documented in [`state`]: template course 2 (`TEMPLATE-101`) in category 1
-//! "Templates", event category 2 "Events".
+//! "Templates", event category 2 "Events", and 3 "Runs", 4 "Archive" (the lab's ids for those
+//! two, so that a contract test uses the same ids on both).
 //!
 //! Layout: `functions/` holds what each web-service function does to the site's data (one file
 //! per area, and the duplication's phases), `server/` the HTTP side (REST, wire formats, the
@@ -48,8 +49,8 @@ pub use faults::{Faults, LostKind, QueuedFault, ScriptedFault, TransientKind};
 pub use functions::FUNCTIONS;
 pub use server::{CallRecord, DirectUser};
 pub use state::{
-    SimCategory, SimCourse, SimEnrolment, SimState, SimUser, EVENTS_CATEGORY_ID,
-    TEMPLATES_CATEGORY_ID, TEMPLATE_COURSE_ID,
+    SimCategory, SimCourse, SimEnrolment, SimState, SimUser, ARCHIVE_CATEGORY_ID,
+    EVENTS_CATEGORY_ID, RUNS_CATEGORY_ID, TEMPLATES_CATEGORY_ID, TEMPLATE_COURSE_ID,
 };
 pub use version::{MoodleVersion, UnknownVersion};
 

@@ -1,7 +1,8 @@
 //! The simulated site's data.
 //!
 //! Seed (what a fresh simulator holds):
-//! * categories: 1 "Templates", 2 "Events";
+//! * categories: 1 "Templates", 2 "Events", 3 "Runs", 4 "Archive" (3 and 4 have the ids and
+//!   names of the lab's, so that a contract test moves a course to the same ids on both);
 //! * courses: 1 the site course (the front page: listed by `core_course_get_courses_by_field`,
 //!   never by the search, as on a real site), 2 `TEMPLATE-101`
 //!   "Template 101" in category 1 (with a manual enrolment instance);
@@ -18,6 +19,10 @@ pub const TEMPLATE_COURSE_ID: i64 = 2;
 pub const TEMPLATES_CATEGORY_ID: i64 = 1;
 /// Id of the seeded "Events" category.
 pub const EVENTS_CATEGORY_ID: i64 = 2;
+/// Id of the seeded "Runs" category (category 3 on the lab too).
+pub const RUNS_CATEGORY_ID: i64 = 3;
+/// Id of the seeded "Archive" category (category 4 on the lab too).
+pub const ARCHIVE_CATEGORY_ID: i64 = 4;
 /// Id of the front-page course.
 pub const SITE_COURSE_ID: i64 = 1;
 /// Id of the web-service user.
@@ -51,6 +56,12 @@ pub struct SimCourse {
     pub idnumber: String,
     /// Has an enabled manual enrolment instance.
     pub manual_enrol: bool,
+    /// Start date, unix seconds (0 = none). Default so that files persisted before it load.
+    #[serde(default)]
+    pub startdate: i64,
+    /// End date, unix seconds (0 = none).
+    #[serde(default)]
+    pub enddate: i64,
 }
 
 /// A user account.
@@ -125,6 +136,8 @@ impl SimState {
         for (id, name) in [
             (TEMPLATES_CATEGORY_ID, "Templates"),
             (EVENTS_CATEGORY_ID, "Events"),
+            (RUNS_CATEGORY_ID, "Runs"),
+            (ARCHIVE_CATEGORY_ID, "Archive"),
         ] {
             s.categories.insert(
                 id,
@@ -145,6 +158,8 @@ impl SimState {
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: false,
+                startdate: 0,
+                enddate: 0,
             },
         );
         s.courses.insert(
@@ -157,6 +172,8 @@ impl SimState {
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,
+                startdate: 0,
+                enddate: 0,
             },
         );
         for (id, username, first, last) in [

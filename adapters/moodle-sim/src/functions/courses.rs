@@ -21,7 +21,7 @@ pub(super) fn course_json(s: &SimState, c: &SimCourse) -> Value {
     json!({
         "id": c.id, "fullname": c.fullname, "displayname": c.fullname, "shortname": c.shortname,
         "categoryid": c.categoryid, "categoryname": categoryname, "summary": "", "summaryformat": 1,
-        "format": format, "startdate": 0, "enddate": 0, "visible": i64::from(c.visible),
+        "format": format, "startdate": c.startdate, "enddate": c.enddate, "visible": i64::from(c.visible),
         "idnumber": c.idnumber, "contacts": [], "enrollmentmethods": if c.manual_enrol { json!(["manual"]) } else { json!([]) },
     })
 }
@@ -146,7 +146,7 @@ const UPDATE_KEYS: &[&str] = &[
 /// `core_course_update_courses`: parameters are validated for the whole call (an exception),
 /// then each course is updated on its own and its failure caught into a warning, in the order
 /// of Moodle's checks (blank names, then `update_course()`'s taken shortname and idnumber, then
-/// the category).
+/// the dates, then the category; observed on the 4.4 lab with all of them wrong at once).
 pub(super) fn update(s: &mut SimState, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<Value, WsError> {
     p.only(&["courses"])?;
     let mut items = Vec::new();
@@ -247,6 +247,15 @@ fn update_one(s: &SimState, id: i64, o: Obj<'_>, ctx: &Ctx<'_>) -> Updated {
         }
         c.idnumber = v.into();
     }
+    if let Some(code) = date_error(int("startdate"), int("enddate")) {
+        return Updated::refused(code);
+    }
+    if let Some(v) = int("startdate") {
+        c.startdate = v;
+    }
+    if let Some(v) = int("enddate") {
+        c.enddate = v;
+    }
     if let Some(v) = text("fullname") {
         c.fullname = v.into();
     }
@@ -267,6 +276,27 @@ fn update_one(s: &SimState, id: i64, o: Obj<'_>, ctx: &Ctx<'_>) -> Updated {
     Updated {
         written: Some(c),
         warning,
+    }
+}
+
+/// `course_validate_dates()` on the item as sent, never on the stored dates (observed on 4.4: a
+/// start date alone after the stored end date is written; an end date alone is refused even
+/// when the stored start date is earlier). Checked after the shortname and idnumber, before the
+/// category.
+fn date_error(start: Option<i64>, end: Option<i64>) -> Option<(&'static str, String)> {
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(0));
+    if start != 0 && end != 0 && end < start {
+        Some((
+            "enddatebeforestartdate",
+            "The course end date must be after the start date.".into(),
+        ))
+    } else if start == 0 && end != 0 {
+        Some((
+            "nostartdatenoenddate",
+            "A course end date can only be set if a start date is also set.".into(),
+        ))
+    } else {
+        None
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Plan {
     template_fullname: String,
     template_shortname: String,
     template_visible: bool,
+    template_startdate: i64,
+    template_enddate: i64,
 }
 
 const OPTIONS: &[&str] = &[
@@ -119,6 +121,8 @@ pub fn check(s: &SimState, p: Obj<'_>) -> Result<Plan, WsError> {
         template_fullname: template.fullname.clone(),
         template_shortname: template.shortname.clone(),
         template_visible: template.visible,
+        template_startdate: template.startdate,
+        template_enddate: template.enddate,
     })
 }
 
@@ -152,6 +156,8 @@ pub fn create_skeleton(s: &mut SimState, plan: &Plan) -> Result<i64, WsError> {
             visible: false,
             idnumber: String::new(),
             manual_enrol: false,
+            startdate: 0,
+            enddate: 0,
         },
     );
     Ok(id)
@@ -170,6 +176,10 @@ pub fn restore(s: &mut SimState, id: i64, plan: &Plan) -> Result<(), WsError> {
     c.shortname = shortname;
     c.visible = plan.template_visible;
     c.manual_enrol = true;
+    // The restore keeps the template's dates; its idnumber is not copied (observed on the lab:
+    // a duplicate of a course with idnumber and dates had the dates, and an empty idnumber).
+    c.startdate = plan.template_startdate;
+    c.enddate = plan.template_enddate;
     Ok(())
 }
 

@@ -113,6 +113,8 @@ async fn a_duplication_another_process_began_is_waited_out_and_its_course_adopte
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,
+                startdate: 0,
+                enddate: 0,
             },
         );
         id
@@ -208,6 +210,8 @@ fn skeleton(env: &Env, shortname: &str) -> i64 {
                 visible: false,
                 idnumber: String::new(),
                 manual_enrol: false,
+                startdate: 0,
+                enddate: 0,
             },
         );
         id

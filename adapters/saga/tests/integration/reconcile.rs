@@ -335,6 +335,8 @@ async fn a_restored_course_of_a_deleted_event_is_deleted_again() {
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,
+                startdate: 0,
+                enddate: 0,
             },
         );
     });
@@ -573,6 +575,8 @@ async fn gap_b_unrecorded_course_of_a_deleted_event_is_deleted() {
                 visible: true,
                 idnumber: String::new(),
                 manual_enrol: true,
+                startdate: 0,
+                enddate: 0,
             },
         );
     });

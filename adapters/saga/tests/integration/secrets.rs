@@ -117,6 +117,7 @@ async fn the_client_returns_no_token_in_warnings_or_errors() {
             visible: Some(false),
             fullname: None,
             idnumber: None,
+            ..Default::default()
         }])
         .await
         .unwrap();
