@@ -6,7 +6,8 @@
 //!
 //! Every test works with courses, usernames and emails of its own (a random suffix) and removes
 //! them at the end, so that tests run side by side, in any order, on a shared site. One file per
-//! area: [`site`] (token, functions, wire format), [`courses`], [`duplication`], [`users`],
+//! area: [`site`] (token, functions, wire format), [`courses`], [`courses_shape`] (idnumber,
+//! names, dates and category after a duplication), [`duplication`], [`users`],
 //! [`accounts`] (idnumber, updates, single sign-on accounts), [`enrol`], [`roles`] (a second
 //! role, unassigning one, unenrolling), and [`rules`] (Moodle's parameter rules against the
 //! engine's and the simulator's, each written apart from Moodle's code).
@@ -15,6 +16,7 @@ use crate::common;
 
 mod accounts;
 mod courses;
+mod courses_shape;
 mod duplication;
 mod enrol;
 mod roles;
