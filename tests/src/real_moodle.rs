@@ -151,7 +151,8 @@ impl RealMoodle {
                     .await
                     .unwrap_or_else(|e| panic!("look up course {key}: {e}"))
                 {
-                    let own = crate::is_course_of(&k.shortname, k.idnumber.as_deref().unwrap_or(""), id);
+                    let own =
+                        crate::is_course_of(&k.shortname, k.idnumber.as_deref().unwrap_or(""), id);
                     if own && !courses.iter().any(|x: &moodle::Course| x.id == k.id) {
                         courses.push(k);
                     }

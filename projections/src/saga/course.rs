@@ -183,7 +183,9 @@ pub fn drift(
     field!(fullname, "course full name", text);
     field!(shortname, "course shortname", text);
     field!(idnumber, "course idnumber", text);
-    field!(category_id, "course category", |c: &i64| format!("category {c}"));
+    field!(category_id, "course category", |c: &i64| format!(
+        "category {c}"
+    ));
     field!(startdate, "course start date", |t: &i64| day(*t));
     field!(enddate, "course end date", |t: &i64| day(*t));
     (rows, seen)

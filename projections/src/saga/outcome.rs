@@ -61,6 +61,9 @@ pub enum Next {
     },
     /// Stop here and make the event ready again at once (another writer moved the record).
     HandBack,
+    /// The plan is empty, and the wish changes by itself at `at` (ms): plan again then, or
+    /// at once when the event changes first.
+    WakeAt { at: i64, reason: String },
     /// Nothing failed, but nothing can go on before `at` (ms since the epoch).
     Wait {
         at: i64,
@@ -270,9 +273,8 @@ pub fn done(state: SyncState, recorded: &MoodleSync) -> Next {
 /// course to show at the start), a wake-up then (not an attempt, not a failure).
 pub fn idle(plan: &super::plan::Plan, recorded: &MoodleSync) -> Next {
     match plan.wake_at_ms {
-        Some(at) if plan.state != SyncState::Failed => Next::Wait {
+        Some(at) if plan.state != SyncState::Failed => Next::WakeAt {
             at,
-            attempts: 0,
             reason: "the course is to be shown at the event's start".to_string(),
         },
         _ => done(plan.state, recorded),

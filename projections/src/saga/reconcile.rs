@@ -245,7 +245,13 @@ pub fn reconcile(
     let wanted = super::course::target(desired, settings);
     let (shape_rows, seen) = super::course::drift(&wanted, recorded, &course.props);
     for d in shape_rows {
-        row(DriftKind::CourseShape, d.what.into(), None, d.expected, d.actual);
+        row(
+            DriftKind::CourseShape,
+            d.what.into(),
+            None,
+            d.expected,
+            d.actual,
+        );
     }
     if !seen.is_empty() {
         corrections.push(MoodleSyncEvent::CourseUpdated {

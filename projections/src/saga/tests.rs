@@ -719,7 +719,8 @@ mod reconcile_pure {
 
     /// What Moodle holds when it is exactly as recorded.
     fn mirror(r: &MoodleSync) -> Observed {
-        let course = ObservedCourse { props: Default::default(), 
+        let course = ObservedCourse {
+            props: Default::default(),
             id: r.course_id.unwrap(),
             shortname: "ovle-ev1".into(),
             category_id: 7,
@@ -847,7 +848,8 @@ mod reconcile_pure {
         converge(&d, &mut r, &del);
         assert!(r.course_deleted);
         let o = Observed {
-            course_by_shortname: Some(ObservedCourse { props: Default::default(), 
+            course_by_shortname: Some(ObservedCourse {
+                props: Default::default(),
                 id: 555,
                 shortname: "ovle-ev1".into(),
                 category_id: 7,

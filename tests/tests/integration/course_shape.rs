@@ -80,8 +80,19 @@ impl Rig {
             .unwrap();
     }
 
-    async fn deploy(&self, id: &str, name: &str, schedule: Schedule, people: Vec<ParticipantInput>) {
-        let environment = self.store.load::<Environment>("env").await.unwrap().map(|(e, _)| e);
+    async fn deploy(
+        &self,
+        id: &str,
+        name: &str,
+        schedule: Schedule,
+        people: Vec<ParticipantInput>,
+    ) {
+        let environment = self
+            .store
+            .load::<Environment>("env")
+            .await
+            .unwrap()
+            .map(|(e, _)| e);
         let context = DeployContext {
             today: "2026-12-02".into(),
             course_defaults: Some(domain::course::CourseDefaults {
@@ -102,7 +113,12 @@ impl Rig {
     }
 
     /// Waits (the saga runs in the background) until `event`'s record satisfies `done`.
-    async fn until(&self, event: &str, what: &str, done: impl Fn(&MoodleSync) -> bool) -> MoodleSync {
+    async fn until(
+        &self,
+        event: &str,
+        what: &str,
+        done: impl Fn(&MoodleSync) -> bool,
+    ) -> MoodleSync {
         for _ in 0..1200 {
             let r = self.recorded(event).await;
             if done(&r) {
@@ -111,11 +127,17 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let r = self.recorded(event).await;
-        panic!("{event}: never {what}; record: {r:#?}");
+        let work = saga::status(&self.store).await.ok();
+        panic!("{event}: never {what}; work: {work:?}; record: {r:#?}");
     }
 
     async fn recorded(&self, id: &str) -> MoodleSync {
-        self.store.load::<MoodleSync>(id).await.unwrap().map(|(r, _)| r).unwrap_or_default()
+        self.store
+            .load::<MoodleSync>(id)
+            .await
+            .unwrap()
+            .map(|(r, _)| r)
+            .unwrap_or_default()
     }
 }
 
@@ -143,8 +165,15 @@ fn person(id: &str, role: &str, tag: &str) -> ParticipantInput {
 }
 
 async fn course(site: &Site, id: i64) -> Course {
-    let found = site.client.get_courses_by_field(CourseField::Id, &id.to_string()).await.unwrap();
-    found.into_iter().find(|c| c.id == id).expect("the course exists")
+    let found = site
+        .client
+        .get_courses_by_field(CourseField::Id, &id.to_string())
+        .await
+        .unwrap();
+    found
+        .into_iter()
+        .find(|c| c.id == id)
+        .expect("the course exists")
 }
 
 const HOUR: i64 = 3600;
@@ -167,9 +196,15 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
         let start = r.clock.now_ms() / 1000 + 2 * HOUR;
         // Whole minutes, as Moodle's date fields would show them.
         let start = start - start % 60;
-        let schedule = Schedule { starts_at: Some(start), ends_at: Some(start + 48 * HOUR) };
+        let schedule = Schedule {
+            starts_at: Some(start),
+            ends_at: Some(start + 48 * HOUR),
+        };
         let saga = run_saga(&r.worker);
-        let people = vec![person("t1", "instructor", tag), person("s1", "student", tag)];
+        let people = vec![
+            person("t1", "instructor", tag),
+            person("s1", "student", tag),
+        ];
         r.deploy(&event, "Routing lab", schedule, people).await;
 
         // Deployed: the names, category, dates asked for; hidden until the start.
@@ -177,19 +212,43 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
             .until(&event, "shaped and enrolled", |m| {
                 m.course_props.idnumber.is_some()
                     && m.course_props.startdate.is_some()
-                    && m.participants.values().filter(|p| p.enrolment.is_some()).count() == 2
+                    && m.participants
+                        .values()
+                        .filter(|p| p.enrolment.is_some())
+                        .count()
+                        == 2
             })
             .await;
         let id = rec.course_id.unwrap();
         let c = course(&site, id).await;
         let day = domain::course::day_of(start).unwrap();
-        assert_eq!(c.shortname, format!("NET-{short}-{}", &day[..4]), "{}", site.name);
-        assert_eq!(c.fullname, format!("Networks: Routing lab ({day})"), "{}", site.name);
-        assert_eq!(c.idnumber.as_deref(), Some(&*format!("ovle-{event}")), "{}", site.name);
+        assert_eq!(
+            c.shortname,
+            format!("NET-{short}-{}", &day[..4]),
+            "{}",
+            site.name
+        );
+        assert_eq!(
+            c.fullname,
+            format!("Networks: Routing lab ({day})"),
+            "{}",
+            site.name
+        );
+        assert_eq!(
+            c.idnumber.as_deref(),
+            Some(&*format!("ovle-{event}")),
+            "{}",
+            site.name
+        );
         assert_eq!(c.categoryid, RUNS, "{}", site.name);
         assert_eq!(c.startdate, Some(start), "{}", site.name);
         assert_eq!(c.enddate, Some(start + 48 * HOUR), "{}", site.name);
-        assert_eq!(c.visible, Some(false), "{}: hidden before the start", site.name);
+        assert_eq!(
+            c.visible,
+            Some(false),
+            "{}: hidden before the start",
+            site.name
+        );
 
         // Renamed and re-dated: the course follows.
         let patch = EventPatch {
@@ -199,17 +258,28 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
         };
         r.command(&event, EventCommand::Change { patch }).await;
         r.until(&event, "renamed", |m| {
-            m.course_props.fullname.as_deref().is_some_and(|f| f.contains("Switching"))
+            m.course_props
+                .fullname
+                .as_deref()
+                .is_some_and(|f| f.contains("Switching"))
                 && m.course_props.enddate == Some(start + 72 * HOUR)
         })
         .await;
         let c = course(&site, id).await;
-        assert_eq!(c.fullname, format!("Networks: Switching lab ({day})"), "{}", site.name);
+        assert_eq!(
+            c.fullname,
+            format!("Networks: Switching lab ({day})"),
+            "{}",
+            site.name
+        );
         assert_eq!(c.enddate, Some(start + 72 * HOUR), "{}", site.name);
 
         // The start comes: shown.
         r.clock.set(start * 1000 + 1000);
-        r.until(&event, "shown at the start", |m| m.course_visible == Some(true)).await;
+        r.until(&event, "shown at the start", |m| {
+            m.course_visible == Some(true)
+        })
+        .await;
         assert_eq!(course(&site, id).await.visible, Some(true), "{}", site.name);
 
         // Moved and renamed by hand: drift, reported, then put back.
@@ -219,15 +289,50 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
             category_id: Some(site.category),
             ..CourseUpdate::default()
         };
-        assert!(site.client.update_courses(&[hand]).await.unwrap().is_empty());
-        let report = r.worker.reconcile(Some(&event), ReconcileMode::DryRun).await.unwrap();
-        let kinds: Vec<String> = report.drift.iter().map(|d| format!("{} {}", d.note.kind.as_str(), d.note.what)).collect();
-        assert!(kinds.contains(&"course_shape course shortname".to_string()), "{}: {kinds:?}", site.name);
-        assert!(kinds.contains(&"course_shape course category".to_string()), "{}: {kinds:?}", site.name);
-        let applied = r.worker.reconcile(Some(&event), ReconcileMode::Apply).await.unwrap();
-        assert!(applied.remaining.is_empty(), "{}: {:?}", site.name, applied.remaining);
+        assert!(site
+            .client
+            .update_courses(&[hand])
+            .await
+            .unwrap()
+            .is_empty());
+        let report = r
+            .worker
+            .reconcile(Some(&event), ReconcileMode::DryRun)
+            .await
+            .unwrap();
+        let kinds: Vec<String> = report
+            .drift
+            .iter()
+            .map(|d| format!("{} {}", d.note.kind.as_str(), d.note.what))
+            .collect();
+        assert!(
+            kinds.contains(&"course_shape course shortname".to_string()),
+            "{}: {kinds:?}",
+            site.name
+        );
+        assert!(
+            kinds.contains(&"course_shape course category".to_string()),
+            "{}: {kinds:?}",
+            site.name
+        );
+        let applied = r
+            .worker
+            .reconcile(Some(&event), ReconcileMode::Apply)
+            .await
+            .unwrap();
+        assert!(
+            applied.remaining.is_empty(),
+            "{}: {:?}",
+            site.name,
+            applied.remaining
+        );
         let c = course(&site, id).await;
-        assert_eq!((c.shortname.as_str(), c.categoryid), (&*format!("NET-{short}-{}", &day[..4]), RUNS), "{}", site.name);
+        assert_eq!(
+            (c.shortname.as_str(), c.categoryid),
+            (&*format!("NET-{short}-{}", &day[..4]), RUNS),
+            "{}",
+            site.name
+        );
 
         // Ended: the student out, hidden, archived.
         r.command(&event, EventCommand::End).await;
@@ -237,10 +342,24 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
             })
             .await;
         let c = course(&site, id).await;
-        assert_eq!((c.categoryid, c.visible), (ARCHIVE, Some(false)), "{}", site.name);
-        let left = site.client.get_enrolled_users(id, EnrolledFilter::OnlyActive).await.unwrap();
+        assert_eq!(
+            (c.categoryid, c.visible),
+            (ARCHIVE, Some(false)),
+            "{}",
+            site.name
+        );
+        let left = site
+            .client
+            .get_enrolled_users(id, EnrolledFilter::OnlyActive)
+            .await
+            .unwrap();
         let t1 = rec.participants["t1"].moodle_user_id.unwrap();
-        assert_eq!(left.iter().map(|u| u.id).collect::<Vec<_>>(), vec![t1], "{}", site.name);
+        assert_eq!(
+            left.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![t1],
+            "{}",
+            site.name
+        );
         saga.abort();
         if site.name != "simulator" {
             let _ = site.client.delete_courses(&[id]).await;
@@ -260,14 +379,23 @@ async fn a_course_someone_else_made_under_the_shortname_is_never_adopted() {
         let r = rig(&site, shape).await;
         let event = uuid::Uuid::new_v4().to_string();
         let saga = run_saga(&r.worker);
-        r.deploy(&event, &template.shortname, Schedule::default(), vec![]).await;
+        r.deploy(&event, &template.shortname, Schedule::default(), vec![])
+            .await;
         let rec = r.until(&event, "parked", |m| m.parked.is_some()).await;
         saga.abort();
         let (_, code, reason) = rec.parked.clone().unwrap();
         assert_eq!(code, "course_shortname_taken", "{}", site.name);
-        assert!(reason.contains(&format!("course {}", site.template)), "{}: {reason}", site.name);
+        assert!(
+            reason.contains(&format!("course {}", site.template)),
+            "{}: {reason}",
+            site.name
+        );
         assert_eq!(rec.course_id, None, "{}: nothing adopted", site.name);
         let again = course(&site, site.template).await;
-        assert_eq!(again.idnumber, template.idnumber, "{}: the template untouched", site.name);
+        assert_eq!(
+            again.idnumber, template.idnumber,
+            "{}: the template untouched",
+            site.name
+        );
     }
 }

@@ -24,7 +24,12 @@ const UPSERT_WORK: &str = "INSERT INTO saga_work (event_id, wanted_position, upd
      VALUES ($1, $2, $3) ON CONFLICT (event_id) DO UPDATE SET \
      wanted_position = CASE WHEN excluded.wanted_position > saga_work.wanted_position \
          THEN excluded.wanted_position ELSE saga_work.wanted_position END, \
+     next_attempt_at = CASE WHEN saga_work.state = 'waiting' \
+         AND excluded.wanted_position > saga_work.wanted_position \
+         THEN 0 ELSE saga_work.next_attempt_at END, \
      updated_at_ms = excluded.updated_at_ms";
+/// (A row `waiting` for a time, the start of an `at_start` event, is due at once when the
+/// event changes: the change is not to wait for the start.)
 const RESUME_WORK: &str = "UPDATE saga_work SET parked = FALSE, done_position = 0, \
      next_attempt_at = 0, attempts = 0, state = 'pending', reason = NULL, updated_at_ms = $2 \
      WHERE event_id = $1";

@@ -138,6 +138,9 @@ pub enum Release {
     },
     /// Parked: nothing more until an operator resumes.
     Parked { reason: String },
+    /// Done with what the log holds, but due again at `at` (ms) when nothing happens before:
+    /// the start of an `at_start` event. A new event of its stream makes it due at once.
+    WakeAt { at: i64, reason: String },
     /// Stopped before the plan was empty (shutdown, lease lost, store trouble): ready again now.
     Abandon,
 }
@@ -168,6 +171,9 @@ pub async fn release(
         Release::Parked { .. } => {
             format!("{RELEASE}, parked = TRUE, state = 'failed', reason = $4 {OURS}")
         }
+        Release::WakeAt { .. } => format!(
+            "{RELEASE}, attempts = 0, next_attempt_at = $4, state = 'waiting', reason = $5 {OURS}"
+        ),
         Release::Abandon => format!("{RELEASE} {OURS}"),
     };
     with_pool!(store.pool(), |p| {
@@ -186,6 +192,7 @@ pub async fn release(
                 reason,
             } => q.bind(*attempts).bind(*at).bind(reason.as_str()),
             Release::Parked { reason } => q.bind(reason.as_str()),
+            Release::WakeAt { at, reason } => q.bind(*at).bind(reason.as_str()),
             Release::Abandon => q,
         };
         q.execute(p).await?;

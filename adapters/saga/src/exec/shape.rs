@@ -16,13 +16,29 @@ pub(super) async fn update_course(
     cause: Cause,
     out: &mut Outcome,
 ) {
+    // Moodle checks an end date against the start date given in the same call, and refuses an
+    // end alone (`nostartdatenoenddate`): the course's own start goes along when the event has
+    // none.
+    let startdate = match (props.startdate, props.enddate) {
+        (None, Some(_)) => match client
+            .get_courses_by_field(CourseField::Id, &course_id.to_string())
+            .await
+        {
+            Ok(found) => found
+                .into_iter()
+                .find(|c| c.id == course_id)
+                .and_then(|c| c.startdate),
+            Err(e) => return out.fail(failure_of(&e)),
+        },
+        (start, _) => start,
+    };
     let update = CourseUpdate {
         id: course_id,
         fullname: props.fullname.clone(),
         shortname: props.shortname.clone(),
         idnumber: props.idnumber.clone(),
         category_id: props.category_id,
-        startdate: props.startdate,
+        startdate,
         enddate: props.enddate,
         ..CourseUpdate::default()
     };

@@ -56,6 +56,7 @@ fn release(next: Next, now_ms: i64) -> Release {
             reason,
         },
         Next::Park { reason } => Release::Parked { reason },
+        Next::WakeAt { at, reason } => Release::WakeAt { at, reason },
     }
 }
 
@@ -94,7 +95,7 @@ impl Worker {
             Release::Done { .. } => self.inner.counters.done.fetch_add(1, Ordering::Relaxed),
             Release::RetryAt { .. } => self.inner.counters.retries.fetch_add(1, Ordering::Relaxed),
             Release::Parked { .. } => self.inner.counters.parked.fetch_add(1, Ordering::Relaxed),
-            Release::Abandon => 0,
+            Release::WakeAt { .. } | Release::Abandon => 0,
         };
         if let Err(e) = db::release(store, worker, &claim, &release).await {
             tracing::warn!(event = %claim.event_id, error = %e, "saga: cannot release the claim (its lease will expire)");
