@@ -110,6 +110,8 @@ pub struct DeployContext {
 }
 
 /// What OpenVLE may ask of an event.
+// A command lives for one request; boxing Deploy's parts would only add noise to every caller.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventCommand {
     /// Deploy the event from an environment. `environment` is that environment as the caller

@@ -197,11 +197,13 @@ fn only_the_engines_own_course_is_adopted() {
 fn a_course_renamed_or_moved_by_hand_is_drift_and_pending_work_is_not() {
     let d = deployed(at_start(), with_start());
     let t = target(&d, &settings());
-    let mut r = MoodleSync::default();
-    r.course_props = CourseProps {
-        shortname: t.props.shortname.clone(),
-        category_id: Some(3),
-        ..CourseProps::default()
+    let mut r = MoodleSync {
+        course_props: CourseProps {
+            shortname: t.props.shortname.clone(),
+            category_id: Some(3),
+            ..CourseProps::default()
+        },
+        ..MoodleSync::default()
     };
     let observed = CourseProps {
         fullname: Some("Renamed".into()),
