@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 
-use crate::course::{CourseDefaults, CourseSpec, CourseVars};
+use crate::course::{CourseDefaults, CourseSpec};
 use crate::environment::Environment;
 use crate::participant::{
     non_blank, Participant, ParticipantInput, ParticipantPatch, MAX_PARTICIPANTS,
@@ -209,16 +209,6 @@ fn is_unscheduled(s: &Schedule) -> bool {
 }
 
 impl VleEvent {
-    /// What the course's names may show of this event.
-    pub fn course_vars(&self) -> CourseVars<'_> {
-        CourseVars {
-            event_id: &self.id,
-            event_name: &self.name,
-            environment_id: &self.environment_id,
-            starts_at: self.schedule.starts_at,
-        }
-    }
-
     pub fn participant(&self, id: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.id == id)
     }
