@@ -47,6 +47,26 @@ pub const MOODLE: &[MoodleVar] = &[
         "Category of the events' courses",
     ),
     var(
+        "MOODLE_COURSE_FULLNAME_TEMPLATE",
+        "Full name of an event's course, where its environment does not say (default {event_name})",
+    ),
+    var(
+        "MOODLE_COURSE_SHORTNAME_TEMPLATE",
+        "Shortname of an event's course (default {event_name} ({event_short_id}))",
+    ),
+    var(
+        "MOODLE_COURSE_IDNUMBER_TEMPLATE",
+        "Idnumber of an event's course, how the engine finds its own course again (default ovle-{event_id})",
+    ),
+    var(
+        "MOODLE_COURSE_VISIBILITY",
+        "Visibility of a new course: visible (default), hidden, or at_start (hidden until the event starts)",
+    ),
+    var(
+        "MOODLE_ARCHIVE_CATEGORY_ID",
+        "Category an ended event's course moves to (default: none, it stays)",
+    ),
+    var(
         "MOODLE_USER_MATCH_FIELD",
         "Account field that identifies a participant: email (default), username or idnumber",
     ),

@@ -92,7 +92,8 @@ impl DomainError {
         }
     }
 
-    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
+    /// An `invalid_field` refusal naming the field and why.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         DomainError::InvalidField {
             field: field.to_string(),
             reason: reason.into(),

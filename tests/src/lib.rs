@@ -133,6 +133,25 @@ impl TestApp {
         body
     }
 
+    /// Records an environment linked to `template` straight in the store, as a PUT with Moodle
+    /// off would: for tests whose Moodle is pointed nowhere (a PUT would ask Moodle whether the
+    /// template exists).
+    pub async fn seed_environment(&self, id: &str, template: i64) {
+        self.store()
+            .execute::<domain::environment::Environment>(
+                id,
+                domain::environment::EnvironmentCommand::Put {
+                    id: id.to_string(),
+                    name: format!("Environment {id}"),
+                    moodle_template_course_id: Some(template),
+                    course: Default::default(),
+                },
+                &store::CommandMeta::new("test"),
+            )
+            .await
+            .expect("environment recorded");
+    }
+
     /// Deploys an event with `n` participants (asserting 202); returns its id.
     pub async fn deploy(&self, environment_id: &str, n: usize) -> String {
         let id = uuid::Uuid::new_v4().to_string();

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use domain::environment::Environment;
-use domain::event::{EventCommand, VleEvent};
+use domain::event::{DeployContext, EventCommand, VleEvent};
 use domain::moodle_sync::{MoodleSync, MoodleSyncCommand};
 use domain::participant::ParticipantInput;
 use projections::view::EventView;
@@ -30,6 +30,11 @@ struct DeployBody {
     name: String,
     #[serde(default)]
     participants: Vec<ParticipantInput>,
+    /// RFC 3339; the course's start and end dates.
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
 }
 
 /// The view of an OpenVLE event as of now (None: never deployed): the read model's stored fold
@@ -40,7 +45,8 @@ pub(crate) async fn load_view(state: &AppState, id: &str) -> Result<Option<Event
     let fold = views::current_fold(state.store(), id)
         .await
         .map_err(views_error)?;
-    Ok(fold.view(&state.config().view_settings()))
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    Ok(fold.view_at(&state.config().view_settings(), Some(now_ms)))
 }
 
 /// A read-model failure as an answer: the store's own classification (503 when unavailable),
@@ -97,9 +103,11 @@ pub(crate) async fn deploy(
         let req: DeployBody = body::parse(&raw)?;
         let id = body::event_id(&req.id)?;
         body::plain_id("environment_id", &req.environment_id)?;
-        Ok::<_, ApiError>((raw, req, id))
+        let schedule =
+            crate::event_change::schedule(req.starts_at.as_deref(), req.ends_at.as_deref())?;
+        Ok::<_, ApiError>((raw, req, id, schedule))
     })();
-    let (raw, req, id) = match prepared {
+    let (raw, req, id, schedule) = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::metrics::command("deploy", "rejected");
@@ -118,9 +126,14 @@ pub(crate) async fn deploy(
             .load::<Environment>(&req.environment_id)
             .await?
             .map(|(env, _)| env);
+        // What applies where the environment does not say, frozen into `Deployed` with it.
+        let context = DeployContext {
+            course_defaults: Some(state.config().moodle.course_defaults()),
+            today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        };
         let appended = commands::execute::<VleEvent>(&state, &id, &meta, || EventCommand::Deploy {
-            context: Default::default(),
-            schedule: Default::default(),
+            context: context.clone(),
+            schedule,
             id: id.clone(),
             environment_id: req.environment_id.clone(),
             name: req.name.clone(),

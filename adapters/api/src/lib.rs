@@ -18,6 +18,7 @@ mod body;
 mod commands;
 mod environments;
 mod error;
+mod event_change;
 mod events;
 mod identity;
 pub mod metrics;
@@ -259,6 +260,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/events"),
     ("GET", "/api/v1/events/{id}"),
     ("DELETE", "/api/v1/events/{id}"),
+    ("PATCH", "/api/v1/events/{id}"),
     ("POST", "/api/v1/events/{id}/participants"),
     (
         "DELETE",
@@ -292,7 +294,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", post(events::deploy).layer(deploy_limit))
         .route(
             "/api/v1/events/{id}",
-            get(events::get_event).delete(events::delete_event),
+            get(events::get_event)
+                .delete(events::delete_event)
+                .patch(event_change::change_event),
         )
         .route(
             "/api/v1/events/{id}/participants",

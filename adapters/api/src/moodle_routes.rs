@@ -16,7 +16,7 @@ fn client(state: &AppState) -> Result<&MoodleClient, ApiError> {
     state.moodle().ok_or_else(ApiError::moodle_disabled)
 }
 
-fn moodle_error(e: MoodleError) -> ApiError {
+pub(crate) fn moodle_error(e: MoodleError) -> ApiError {
     let (code, details) = match &e {
         MoodleError::Moodle { errorcode, .. } => {
             ("moodle_error", json!({ "errorcode": errorcode }))

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+mod course;
+
+pub use domain::course::{CourseDefaults, CourseVisibility};
 pub use domain::settings::{
     is_internal_auth, NewUserPassword, RemovalMode, UserMatchField, UsernameCollision,
     UsernameSource,
@@ -88,6 +91,11 @@ pub struct MoodleSettings {
     pub connect_timeout: Duration,
     /// MOODLE_MAX_INPUT_VARS: override of PHP's max_input_vars used to size batches.
     pub max_input_vars: Option<usize>,
+    /// MOODLE_COURSE_FULLNAME_TEMPLATE, _SHORTNAME_TEMPLATE, _IDNUMBER_TEMPLATE,
+    /// MOODLE_COURSE_VISIBILITY and MOODLE_ARCHIVE_CATEGORY_ID: how a course is shaped where its
+    /// environment does not say. Its `category_id` is not read: [`MoodleSettings::course_defaults`]
+    /// takes MOODLE_COURSE_CATEGORY_ID.
+    pub course: CourseDefaults,
 }
 
 impl Default for MoodleSettings {
@@ -119,6 +127,7 @@ impl MoodleSettings {
             duplicate_timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
             max_input_vars: None,
+            course: CourseDefaults::default(),
         }
     }
 
@@ -219,7 +228,9 @@ impl MoodleSettings {
             max_input_vars: opt(get("MOODLE_MAX_INPUT_VARS"), "MOODLE_MAX_INPUT_VARS", |v| {
                 pos_int(v).map(|n| n as usize)
             })?,
+            course: CourseDefaults::default(),
         };
+        s.course = course::defaults(&get)?;
         let auth = &s.new_user_auth;
         if !auth
             .chars()
@@ -265,6 +276,14 @@ impl MoodleSettings {
 }
 
 impl MoodleSettings {
+    /// What a deploy resolves its course from where the environment does not say.
+    pub fn course_defaults(&self) -> CourseDefaults {
+        CourseDefaults {
+            category_id: self.course_category_id,
+            ..self.course.clone()
+        }
+    }
+
     /// The settings the saga's rules and the event view read: the one translation of the
     /// `MOODLE_*` settings into them, used by the worker, the API and every command alike.
     pub fn saga(&self) -> projections::saga::SagaSettings {
@@ -309,7 +328,7 @@ pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, 
     Ok(url.trim_end_matches('/').to_string())
 }
 
-fn opt<T>(
+pub(crate) fn opt<T>(
     v: Option<String>,
     var: &'static str,
     parse: impl Fn(&str) -> Option<T>,
@@ -328,6 +347,7 @@ fn expected_for(var: &str) -> &'static str {
     match var {
         "MOODLE_USER_MATCH_FIELD" => UserMatchField::EXPECTED,
         "MOODLE_REMOVAL_MODE" => RemovalMode::EXPECTED,
+        "MOODLE_COURSE_VISIBILITY" => "visible, hidden or at_start",
         v if v.ends_with("_ENABLED") || v.contains("ALLOW") || v.contains("DELETE") => {
             "true or false"
         }
@@ -341,7 +361,7 @@ fn secs(v: Option<String>, var: &'static str, default: Duration) -> Result<Durat
         .unwrap_or(default))
 }
 
-fn pos_int(v: &str) -> Option<i64> {
+pub(crate) fn pos_int(v: &str) -> Option<i64> {
     v.parse::<i64>().ok().filter(|n| *n > 0)
 }
 

@@ -41,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod secret;
+pub mod targets;
 pub mod types;
 pub mod wire;
 
@@ -49,5 +50,6 @@ pub use client::{ClientOptions, MoodleClient, MAX_ENROLMENTS_PER_CALL, MAX_USERS
 pub use config::{ConfigError, MoodleSettings, RemovalMode, UserMatchField};
 pub use error::{ErrorClass, MoodleError, Refusal};
 pub use secret::Secret;
+pub use targets::Target;
 pub use types::*;
 pub use wire::Form;

@@ -149,7 +149,10 @@ impl Folder {
         }
         for id in touched {
             if let Some(cached) = self.cache.map.get(&id) {
-                if let Some(view) = cached.fold.view(&self.settings) {
+                if let Some(view) = cached
+                    .fold
+                    .view_at(&self.settings, Some(crate::db::now_ms()))
+                {
                     out.views.push(ViewRow {
                         event_id: id,
                         view,

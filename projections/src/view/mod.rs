@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use domain::course::CourseVisibility;
 use domain::environment::{Environment, EnvironmentEvent};
 use domain::event::{EventEvent, Status};
 use domain::moodle_sync::{
@@ -44,6 +45,11 @@ pub struct EventView {
     /// `deployed`, `ended` or `deleted`.
     pub status: Status,
     pub participants: Vec<Participant>,
+    /// When the event runs (RFC 3339, UTC; absent when not given): its course's dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
     pub moodle: MoodleView,
 }
 
@@ -168,8 +174,14 @@ impl EventFold {
         &self.desired
     }
 
-    /// The view, or None for an event never deployed.
+    /// The view, or None for an event never deployed; an `at_start` course counts as not yet
+    /// started (see [`EventFold::view_at`]).
     pub fn view(&self, settings: &SagaSettings) -> Option<EventView> {
+        self.view_at(settings, None)
+    }
+
+    /// The view as of `now_ms` (unix ms): what an `at_start` course should be depends on it.
+    pub fn view_at(&self, settings: &SagaSettings, now_ms: Option<i64>) -> Option<EventView> {
         if !self.is_deployed() {
             return None;
         }
@@ -184,13 +196,30 @@ impl EventFold {
                 .iter()
                 .map(|p| p.participant.clone())
                 .collect(),
-            moodle: self.moodle_view(settings),
+            starts_at: d
+                .schedule
+                .starts_at
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+            ends_at: d
+                .schedule
+                .ends_at
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+            moodle: self.moodle_view(settings, now_ms),
         })
     }
 
-    fn moodle_view(&self, settings: &SagaSettings) -> MoodleView {
+    fn moodle_view(&self, settings: &SagaSettings, now_ms: Option<i64>) -> MoodleView {
         let sync = &self.sync;
-        let out = outstanding(&self.desired, sync, settings);
+        // Only an at_start course depends on the time: spare the copy for every other.
+        let timed;
+        let desired = match (now_ms, &self.desired.course) {
+            (Some(now), Some(spec)) if spec.visibility == CourseVisibility::AtStart => {
+                timed = self.desired.clone().at(now);
+                &timed
+            }
+            _ => &self.desired,
+        };
+        let out = outstanding(desired, sync, settings);
         MoodleView {
             state: out.state(),
             course_id: sync.course_id,
@@ -274,15 +303,35 @@ pub struct EnvironmentView {
     pub id: String,
     pub name: String,
     pub moodle_template_course_id: Option<i64>,
+    /// The environment's own course shape (each null: the global default applies).
+    #[serde(default)]
+    pub moodle_category_id: Option<i64>,
+    #[serde(default)]
+    pub moodle_course_fullname_template: Option<String>,
+    #[serde(default)]
+    pub moodle_course_shortname_template: Option<String>,
+    #[serde(default)]
+    pub moodle_course_idnumber_template: Option<String>,
+    #[serde(default)]
+    pub moodle_course_visibility: Option<CourseVisibility>,
+    #[serde(default)]
+    pub moodle_archive_category_id: Option<i64>,
 }
 
 impl EnvironmentView {
     /// The view of an environment, or None when it was never created.
     pub fn of(environment: &Environment) -> Option<EnvironmentView> {
+        let shape = &environment.course;
         environment.created.then(|| EnvironmentView {
             id: environment.id.clone(),
             name: environment.name.clone(),
             moodle_template_course_id: environment.template_course_id,
+            moodle_category_id: shape.category_id,
+            moodle_course_fullname_template: shape.fullname_template.clone(),
+            moodle_course_shortname_template: shape.shortname_template.clone(),
+            moodle_course_idnumber_template: shape.idnumber_template.clone(),
+            moodle_course_visibility: shape.visibility,
+            moodle_archive_category_id: shape.archive_category_id,
         })
     }
 

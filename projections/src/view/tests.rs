@@ -312,7 +312,13 @@ fn environment_view() {
         EnvironmentView {
             id: "env".into(),
             name: "Lab 2".into(),
-            moodle_template_course_id: Some(42)
+            moodle_template_course_id: Some(42),
+            moodle_category_id: None,
+            moodle_course_fullname_template: None,
+            moodle_course_shortname_template: None,
+            moodle_course_idnumber_template: None,
+            moodle_course_visibility: None,
+            moodle_archive_category_id: None,
         }
     );
     assert!(EnvironmentView::fold(vec![]).is_none());

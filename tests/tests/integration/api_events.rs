@@ -26,7 +26,17 @@ async fn environments(backend: Backend) {
     let body = app.environment("env-1", Some(42)).await;
     assert_eq!(
         body["environment"],
-        json!({"id": "env-1", "name": "Environment env-1", "moodle_template_course_id": 42})
+        json!({
+            "id": "env-1",
+            "name": "Environment env-1",
+            "moodle_template_course_id": 42,
+            "moodle_category_id": null,
+            "moodle_course_fullname_template": null,
+            "moodle_course_shortname_template": null,
+            "moodle_course_idnumber_template": null,
+            "moodle_course_visibility": null,
+            "moodle_archive_category_id": null,
+        })
     );
     assert_eq!(
         body["positions"].as_array().unwrap().len(),
@@ -179,7 +189,7 @@ async fn moodle_states_in_the_view(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
         return;
     };
-    app.environment("linked", Some(42)).await;
+    app.seed_environment("linked", 42).await;
     app.environment("plain", None).await;
     let linked = app.deploy("linked", 3).await;
     let plain = app.deploy("plain", 3).await;
@@ -204,7 +214,7 @@ async fn history_interleaves_both_streams(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
         return;
     };
-    app.environment("env", Some(42)).await;
+    app.seed_environment("env", 42).await;
     let id = app.deploy("env", 1).await;
     let deployed_id = domain::event_id_of("event", &id, 1);
     // The saga records a course (as the worker would).
@@ -265,7 +275,11 @@ async fn history_interleaves_both_streams(backend: Backend) {
     assert_eq!(view["moodle"]["course_id"], 77);
     assert_eq!(view["moodle"]["course_visible"], true);
     assert_eq!(view["moodle"]["state"], "pending");
-    assert_eq!(view["moodle"]["pending_steps"], 2);
+    assert_eq!(
+        view["moodle"]["pending_steps"],
+        3,
+        "the course's shape (its idnumber, names) and 2 enrolments"
+    );
 }
 
 async fn ten_thousand_participants(backend: Backend) {
@@ -342,7 +356,7 @@ async fn answers_from_the_read_model_and_its_tail(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, moodle_on()).await else {
         return;
     };
-    app.environment("env", Some(42)).await;
+    app.seed_environment("env", 42).await;
     let id = app.deploy("env", 3).await;
     let path = format!("/api/v1/events/{id}");
     let (status, folded) = app.get(&path).await;

@@ -3,6 +3,7 @@
 
 mod api_audit;
 mod api_auth;
+mod api_course;
 mod api_errors;
 mod api_events;
 mod api_hardening;

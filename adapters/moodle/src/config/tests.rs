@@ -114,3 +114,55 @@ fn a_token_with_surrounding_whitespace_is_refused_by_name() {
         Some("a b")
     );
 }
+
+#[test]
+fn course_defaults_and_their_checks() {
+    let s = settings(&[("MOODLE_COURSE_CATEGORY_ID", "3")]).unwrap();
+    let d = s.course_defaults();
+    assert_eq!(d.category_id, Some(3));
+    assert_eq!(d.fullname_template, "{event_name}");
+    assert_eq!(d.shortname_template, "{event_name} ({event_short_id})");
+    assert_eq!(d.idnumber_template, "ovle-{event_id}");
+    assert_eq!(d.visibility, CourseVisibility::Visible);
+    assert_eq!(d.archive_category_id, None);
+
+    let s = settings(&[
+        (
+            "MOODLE_COURSE_SHORTNAME_TEMPLATE",
+            "{year}-{event_short_id}",
+        ),
+        ("MOODLE_COURSE_VISIBILITY", "at_start"),
+        ("MOODLE_ARCHIVE_CATEGORY_ID", "4"),
+    ])
+    .unwrap();
+    let d = s.course_defaults();
+    assert_eq!(d.shortname_template, "{year}-{event_short_id}");
+    assert_eq!(d.visibility, CourseVisibility::AtStart);
+    assert_eq!(d.archive_category_id, Some(4));
+
+    let e = settings(&[("MOODLE_COURSE_VISIBILITY", "sometimes")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "MOODLE_COURSE_VISIBILITY: expected visible, hidden or at_start, got \"sometimes\""
+    );
+    let e = settings(&[("MOODLE_COURSE_SHORTNAME_TEMPLATE", "{event_nmae}")]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("MOODLE_COURSE_SHORTNAME_TEMPLATE: ")
+            && e.to_string().contains("event_nmae"),
+        "{e}"
+    );
+    // The same name for every event's course is refused: Moodle's shortnames are unique.
+    let e = settings(&[("MOODLE_COURSE_SHORTNAME_TEMPLATE", "{year} lab")]).unwrap_err();
+    assert!(e.to_string().contains("every event's course"), "{e}");
+    let e = settings(&[(
+        "MOODLE_COURSE_IDNUMBER_TEMPLATE",
+        &format!("{}{{event_id}}", "x".repeat(70)),
+    )])
+    .unwrap_err();
+    assert!(e.to_string().contains("limit of 100"), "{e}");
+    let e = settings(&[("MOODLE_ARCHIVE_CATEGORY_ID", "-4")]).unwrap_err();
+    assert!(e
+        .to_string()
+        .starts_with("MOODLE_ARCHIVE_CATEGORY_ID: expected a positive integer"));
+}
