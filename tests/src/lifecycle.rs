@@ -163,6 +163,9 @@ pub struct Model {
     /// `MOODLE_DELETE_COURSE_ON_EVENT_DELETE=false`: a deletion leaves the course as it was
     /// (read when a deletion is applied, so a test may change it between commands).
     pub keep_course_on_delete: bool,
+    /// What a course's shortname begins with when `MOODLE_COURSE_SHORTNAME_TEMPLATE` is set
+    /// (it must also hold the event's short id); None: not checked.
+    pub shortname_prefix: Option<String>,
 }
 
 impl Model {
@@ -360,6 +363,17 @@ impl Model {
             )),
             (Some(_), []) => problems.push(format!("event {id} has no course")),
             (Some((visible, wanted)), [course]) => {
+                if let Some(prefix) = &self.shortname_prefix {
+                    let short = id.get(..8).unwrap_or(id);
+                    if !course.shortname.starts_with(prefix.as_str())
+                        || !course.shortname.contains(short)
+                    {
+                        problems.push(format!(
+                            "course of {id} named {:?}, not {prefix}…{short}…",
+                            course.shortname
+                        ));
+                    }
+                }
                 if course.categoryid != self.category.unwrap_or(EVENTS_CATEGORY_ID) {
                     problems.push(format!("course of {id} in category {}", course.categoryid));
                 }

@@ -276,8 +276,7 @@ async fn history_interleaves_both_streams(backend: Backend) {
     assert_eq!(view["moodle"]["course_visible"], true);
     assert_eq!(view["moodle"]["state"], "pending");
     assert_eq!(
-        view["moodle"]["pending_steps"],
-        3,
+        view["moodle"]["pending_steps"], 3,
         "the course's shape (its idnumber, names) and 2 enrolments"
     );
 }

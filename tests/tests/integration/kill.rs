@@ -164,7 +164,16 @@ impl Site {
         }
     }
 
+    /// The site's settings, with templated course names (issue 12: a crash mid-duplication with
+    /// a templated name still leaves one course).
     fn flags(&self) -> Vec<String> {
+        let mut flags = self.site_flags();
+        flags.push("MOODLE_COURSE_SHORTNAME_TEMPLATE=K{year}-{event_short_id} {event_name}".into());
+        flags.push("MOODLE_COURSE_FULLNAME_TEMPLATE={event_name} ({environment_name})".into());
+        flags
+    }
+
+    fn site_flags(&self) -> Vec<String> {
         match self {
             Site::Sim(sim) => sim_flags(sim),
             Site::Real(site, proxy) => {
@@ -228,7 +237,10 @@ impl Site {
 async fn sigkill_lifecycle(db_url: String, seed: u64, real: Option<RealMoodle>) {
     let dir = tempfile::tempdir().unwrap();
     let is_real = real.is_some();
-    let mut model = Model::default();
+    let mut model = Model {
+        shortname_prefix: Some("K20".into()),
+        ..Model::default()
+    };
     if let Some(site) = &real {
         model.category = Some(site.category);
     }
