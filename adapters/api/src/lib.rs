@@ -39,6 +39,7 @@ use axum::Router;
 
 pub use auth::Actor;
 pub use error::ApiError;
+pub use moodle_routes::environment_targets;
 pub use server::{HttpLimits, BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS};
 
 use projections::saga::SagaSettings;

@@ -121,10 +121,23 @@ pub(crate) async fn users(
     })))
 }
 
+/// What every recorded environment points at in Moodle (template course, categories), for the
+/// preflight of the API and of `moodle check`.
+pub async fn environment_targets(
+    store: &store::Store,
+) -> Result<Vec<(String, moodle::Target)>, store::StoreError> {
+    let environments = store.load_all::<domain::environment::Environment>().await?;
+    Ok(environments
+        .iter()
+        .flat_map(|(_, env)| moodle::targets::of_environment(env))
+        .collect())
+}
+
 /// `GET /api/v1/moodle/check`.
 pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let client = client(&state)?;
-    let report = moodle::check_for(client, &state.config().moodle).await;
+    let targets = environment_targets(state.store()).await?;
+    let report = moodle::check_with(client, &state.config().moodle, &targets).await;
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))

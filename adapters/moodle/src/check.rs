@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::client::MoodleClient;
 use crate::config::MoodleSettings;
 use crate::error::MoodleError;
+use crate::targets::Target;
 
 /// Every web-service function the engine calls; the token's external service must hold them all.
 pub const REQUIRED_FUNCTIONS: &[&str] = &[
@@ -80,12 +81,44 @@ pub fn auth_plugin_note(auth: Option<&str>) -> Option<String> {
 }
 
 /// [`check`], with the note about the auth plugin the settings give new accounts (none for
-/// `manual`, which Moodle always enables).
+/// `manual`, which Moodle always enables), and the categories the settings name.
 pub async fn check_for(client: &MoodleClient, settings: &MoodleSettings) -> CheckReport {
+    check_with(client, settings, &[]).await
+}
+
+/// [`check_for`], and whether Moodle has each of `targets` (what the recorded environments point
+/// at: [`crate::targets::of_environment`]); each missing one is a problem naming who points at it.
+pub async fn check_with(
+    client: &MoodleClient,
+    settings: &MoodleSettings,
+    targets: &[(String, Target)],
+) -> CheckReport {
     let mut r = check(client).await;
     r.notes = auth_plugin_note(Some(&settings.new_user_auth))
         .into_iter()
         .collect();
+    if r.reachable && r.token_valid {
+        let mut all = crate::targets::of_settings(settings);
+        all.extend_from_slice(targets);
+        match crate::targets::missing(client, &all).await {
+            Ok(missing) => {
+                for (label, target) in &missing {
+                    r.problems.push(format!(
+                        "{} ({})",
+                        target.missing_message(label),
+                        target.missing_code()
+                    ));
+                }
+                r.ok &= missing.is_empty();
+            }
+            Err(e) => {
+                r.ok = false;
+                r.problems.push(format!(
+                    "could not look up the configured categories and template courses: {e}"
+                ));
+            }
+        }
+    }
     r
 }
 

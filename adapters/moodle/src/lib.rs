@@ -45,7 +45,7 @@ pub mod targets;
 pub mod types;
 pub mod wire;
 
-pub use check::{check, check_for, CheckReport, REQUIRED_FUNCTIONS};
+pub use check::{check, check_for, check_with, CheckReport, REQUIRED_FUNCTIONS};
 pub use client::{ClientOptions, MoodleClient, MAX_ENROLMENTS_PER_CALL, MAX_USERS_PER_CALL};
 pub use config::{ConfigError, MoodleSettings, RemovalMode, UserMatchField};
 pub use error::{ErrorClass, MoodleError, Refusal};

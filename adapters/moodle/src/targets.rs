@@ -79,3 +79,38 @@ async fn exists(client: &MoodleClient, target: Target) -> Result<bool, MoodleErr
             .any(|c| c.id == id),
     })
 }
+
+/// What an environment points at in Moodle, each labelled with the environment and its field.
+pub fn of_environment(env: &domain::environment::Environment) -> Vec<(String, Target)> {
+    let label = |field: &str| format!("environment {} {field}", env.id);
+    let mut out = Vec::new();
+    if let Some(t) = env.template_course_id {
+        out.push((
+            label("moodle_template_course_id"),
+            Target::TemplateCourse(t),
+        ));
+    }
+    for (field, id) in [
+        ("moodle_category_id", env.course.category_id),
+        ("moodle_archive_category_id", env.course.archive_category_id),
+    ] {
+        if let Some(id) = id {
+            out.push((label(field), Target::Category(id)));
+        }
+    }
+    out
+}
+
+/// The categories the settings name.
+pub fn of_settings(settings: &crate::MoodleSettings) -> Vec<(String, Target)> {
+    [
+        ("MOODLE_COURSE_CATEGORY_ID", settings.course_category_id),
+        (
+            "MOODLE_ARCHIVE_CATEGORY_ID",
+            settings.course.archive_category_id,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(var, id)| id.map(|id| (var.to_string(), Target::Category(id))))
+    .collect()
+}

@@ -125,6 +125,32 @@ impl Store {
         Ok(last.map(|seq| (aggregate, seq)))
     }
 
+    /// Every aggregate of type `A`, folded, by id. For the few and small (environments): each
+    /// is held in memory.
+    pub async fn load_all<A: Aggregate>(&self) -> Result<Vec<(String, A)>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 \
+             ORDER BY aggregate_id, sequence"
+        );
+        let mut out: Vec<(String, A)> = Vec::new();
+        crate::with_pool!(&self.inner.pool, |pool| {
+            let mut rows = sqlx::query(&sql).bind(A::TYPE).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                let event = event_from_row(&row)?;
+                let decoded = event.decode::<A>()?;
+                match out.last_mut() {
+                    Some((id, aggregate)) if *id == event.aggregate_id => aggregate.apply(decoded),
+                    _ => {
+                        let mut aggregate = A::default();
+                        aggregate.apply(decoded);
+                        out.push((event.aggregate_id.clone(), aggregate));
+                    }
+                }
+            }
+        });
+        Ok(out)
+    }
+
     /// Last sequence of a stream (0 when it has none); reads the primary key only.
     pub async fn last_sequence(
         &self,

@@ -99,13 +99,26 @@ pub async fn export(settings: &Settings, after: i64, event: Option<String>) -> a
 }
 
 /// Exit code 0 when Moodle is ready for the engine, 2 when something is missing.
-pub async fn moodle_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let settings = &settings.moodle;
+pub async fn moodle_check(all: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = &all.moodle;
     if !settings.enabled {
         anyhow::bail!("the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN");
     }
     let client = moodle::MoodleClient::new(settings).context("building the Moodle client")?;
-    let report = moodle::check_for(&client, settings).await;
+    // What the recorded environments point at, when there is a store to read (read-only).
+    let targets = match store::Store::open_read_only(&all.database_url).await {
+        Ok(store) => api::environment_targets(&store)
+            .await
+            .context("reading the environments")?,
+        Err(e) => {
+            eprintln!(
+                "note: the environments' template courses and categories are not checked: no event store read at DATABASE_URL={} ({e})",
+                redact_url(&all.database_url)
+            );
+            Vec::new()
+        }
+    };
+    let report = moodle::check_with(&client, settings, &targets).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -346,3 +346,60 @@ async fn dates_and_defaults_reach_the_course_and_a_patch_is_followed() {
         app.stop().await;
     }
 }
+
+/// What was recorded while Moodle was off (or deleted in Moodle since) is reported by the
+/// preflight, naming the environment and the field, as are the categories of the settings.
+#[tokio::test]
+async fn the_preflight_reports_what_environments_and_settings_point_at() {
+    for site in sites("api_course::the_preflight_reports").await {
+        let mut config = config(site.category);
+        config.moodle.course.archive_category_id = Some(NOWHERE);
+        let app = app_on(&site, config).await;
+        let (status, report) = app.get("/api/v1/moodle/check").await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        let problems = report["problems"].to_string();
+        assert_eq!(report["ok"], false, "{}: {report}", site.name);
+        assert!(
+            problems.contains("MOODLE_ARCHIVE_CATEGORY_ID")
+                && !problems.contains("MOODLE_COURSE_CATEGORY_ID"),
+            "{}: {problems}",
+            site.name
+        );
+
+        let app = app_on(&site, self::config(site.category)).await;
+        let (_, report) = app.get("/api/v1/moodle/check").await;
+        assert_eq!(report["ok"], true, "{}: {report}", site.name);
+        app.store()
+            .execute::<domain::environment::Environment>(
+                "old-env",
+                domain::environment::EnvironmentCommand::Put {
+                    id: "old-env".into(),
+                    name: "Recorded while Moodle was off".into(),
+                    moodle_template_course_id: Some(NOWHERE),
+                    course: domain::course::CourseShape {
+                        category_id: Some(NOWHERE + 1),
+                        ..Default::default()
+                    },
+                },
+                &store::CommandMeta::new("test"),
+            )
+            .await
+            .unwrap();
+        let (_, report) = app.get("/api/v1/moodle/check").await;
+        let problems = report["problems"].to_string();
+        assert_eq!(report["ok"], false, "{}: {report}", site.name);
+        assert!(
+            problems.contains("environment old-env moodle_template_course_id")
+                && problems.contains("unknown_template_course"),
+            "{}: {problems}",
+            site.name
+        );
+        assert!(
+            problems.contains("environment old-env moodle_category_id")
+                && problems.contains(&format!("category {}", NOWHERE + 1)),
+            "{}: {problems}",
+            site.name
+        );
+        app.stop().await;
+    }
+}
