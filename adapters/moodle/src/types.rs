@@ -172,17 +172,29 @@ pub struct CourseUpdate {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Warning {
     /// Item kind, e.g. `course`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_bounded_opt")]
     pub item: Option<String>,
     /// Item id.
     #[serde(default)]
     pub itemid: Option<i64>,
     /// Code, e.g. `unknowncourseidnumber`, `invalidrecord` (5.1: `invalidrecordunknown`),
     /// `shortnametaken`.
+    #[serde(deserialize_with = "de_bounded")]
     pub warningcode: String,
     /// Localised message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_bounded")]
     pub message: String,
+}
+
+/// A warning's texts are cut as an error's are (`MAX_ERROR_TEXT`), as they are read: a hostile
+/// or broken server must not push megabytes into the saga's records and logs through the
+/// warnings of a successful answer.
+fn de_bounded<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(crate::error::bounded)
+}
+
+fn de_bounded_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d).map(|o| o.map(crate::error::bounded))
 }
 
 impl Warning {

@@ -393,7 +393,7 @@ fn is_plain_code(code: &str) -> bool {
 pub const MAX_ERROR_TEXT: usize = 2000;
 
 /// `text`, cut to [`MAX_ERROR_TEXT`] characters with a marker when longer.
-fn bounded(text: String) -> String {
+pub(crate) fn bounded(text: String) -> String {
     match text.char_indices().nth(MAX_ERROR_TEXT) {
         None => text,
         Some((cut, _)) => format!("{}… [{} more bytes]", &text[..cut], text.len() - cut),

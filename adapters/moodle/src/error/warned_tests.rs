@@ -95,3 +95,25 @@ fn warnings_are_scrubbed_of_the_token() {
     assert!(!format!("{e:?}").contains("tok-abc123"), "{e:?}");
     assert_eq!(e.warnings()[0].itemid, Some(40));
 }
+
+/// A successful answer's warnings are cut as they are read, as an error's texts are: a hostile
+/// server cannot put a megabyte into the saga's records through a warning.
+#[test]
+fn warnings_of_a_successful_answer_are_bounded_as_read() {
+    let long = "x".repeat(1_000_000);
+    let body = serde_json::json!({"warnings": [
+        {"item": long, "itemid": 7, "warningcode": long, "message": long},
+        {"warningcode": "shortnametaken", "message": "Short name is already used for another course (A)"},
+    ]});
+    let env: crate::types::WarningsEnvelope = serde_json::from_value(body).unwrap();
+    let w = &env.warnings[0];
+    for text in [w.item.as_deref().unwrap(), &w.warningcode, &w.message] {
+        assert!(text.chars().count() < MAX_ERROR_TEXT + 40, "{}", text.len());
+        assert!(text.ends_with("more bytes]"), "marked as cut");
+    }
+    assert_eq!(env.warnings[1].warningcode, "shortnametaken");
+    assert_eq!(
+        env.warnings[1].message,
+        "Short name is already used for another course (A)"
+    );
+}
