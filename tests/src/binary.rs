@@ -62,6 +62,8 @@ pub struct Proc {
     envs: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    /// `ulimit -n` of the process (None: the test's own).
+    nofile: Option<u32>,
     /// How many times it was started.
     pub starts: u32,
 }
@@ -74,8 +76,15 @@ impl Proc {
             envs: vec![("OPENVLE_LOG".into(), "warn".into())],
             log,
             child: None,
+            nofile: None,
             starts: 0,
         }
+    }
+
+    /// Runs the binary under `ulimit -n n` (systemd's default soft limit is 1024).
+    pub fn nofile(mut self, n: u32) -> Proc {
+        self.nofile = Some(n);
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Proc {
@@ -102,7 +111,17 @@ impl Proc {
             .open(&self.log)
             .expect("log file");
         let err = out.try_clone().expect("log file");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match self.nofile {
+            None => Command::new(binary()),
+            Some(n) => {
+                // The shell sets the limit, then becomes the binary (same pid, for the signals).
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                sh
+            }
+        };
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))

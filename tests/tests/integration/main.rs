@@ -12,6 +12,7 @@ mod api_ops;
 mod api_participants;
 mod course_shape;
 mod fault_matrix;
+mod fd_limit;
 mod hostile_api;
 mod identity;
 mod kill;
