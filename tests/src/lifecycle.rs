@@ -3,7 +3,7 @@
 //!
 //! | phase (linked environment) | Moodle                                                         |
 //! |----------------------------|----------------------------------------------------------------|
-//! | deployed                   | one course `ovle-<id>` in category 2, visible; every participant enrolled with their role (instructor 3, student 5) |
+//! | deployed                   | one course (idnumber `ovle-<id>`) in category 2, visible; every participant enrolled with their role (instructor 3, student 5) |
 //! | ended                      | the course hidden; only the instructors enrolled                |
 //! | deleted                    | no course (`MOODLE_DELETE_COURSE_ON_EVENT_DELETE=true`); the course as it was (`false`, [`Model::keep_course_on_delete`]) |
 //!

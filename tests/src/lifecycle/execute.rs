@@ -5,8 +5,9 @@ use super::{Cmd, Person};
 /// Runs `cmd` through the domain and the store (as the API would); `Err` carries the domain's
 /// refusal code.
 pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
+    use domain::course::CourseDefaults;
     use domain::environment::{Environment, EnvironmentCommand};
-    use domain::event::{EventCommand, VleEvent};
+    use domain::event::{DeployContext, EventCommand, VleEvent};
     use store::{CommandError, CommandMeta};
 
     fn map(e: CommandError<domain::DomainError>) -> String {
@@ -42,7 +43,12 @@ pub async fn execute(store: &store::Store, cmd: &Cmd) -> Result<(), String> {
             (
                 event,
                 EventCommand::Deploy {
-                    context: Default::default(),
+                    // Shaped as the API shapes it: the default templates (full name, shortname
+                    // `Lab <id> (<short id>)`, idnumber `ovle-<id>`), in the settings' category.
+                    context: DeployContext {
+                        course_defaults: Some(CourseDefaults::default()),
+                        today: "2026-12-03".into(),
+                    },
                     schedule: Default::default(),
                     id: event.clone(),
                     environment_id: env.clone(),

@@ -550,7 +550,13 @@ async fn moodle_times_out_but_applied(backend: Backend) {
     // The saga may adopt the course while Moodle is still restoring into it (Moodle renames it
     // after the template meanwhile); Moodle's own end of the call sets its names back.
     let started = std::time::Instant::now();
-    while rig.sim.snapshot().course_by_shortname("ovle-t1").is_none() {
+    // Named by the default templates: `Lab t1 (t1)` (an id that is no UUID is its own short id).
+    while rig
+        .sim
+        .snapshot()
+        .course_by_shortname("Lab t1 (t1)")
+        .is_none()
+    {
         assert!(started.elapsed() < DEADLINE, "the duplication never ended");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -887,11 +893,8 @@ async fn rebuild_replay_makes_no_moodle_call() {
     rig.check();
     rig.sim.reset_calls();
 
-    let view_settings = projections::saga::SagaSettings {
-        enabled: true,
-        delete_course_on_event_delete: true,
-        ..projections::saga::SagaSettings::enabled(1)
-    };
+    // The worker's settings: the view compares the course's category with them.
+    let view_settings = settings();
     let report = views::replay(
         rig.store(),
         &view_settings,
