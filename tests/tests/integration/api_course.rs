@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::moodle_sync::MoodleSync;
-use moodle::{Course, CourseField, Secret};
+use moodle::Secret;
 use reqwest::{Method, StatusCode};
 use saga::{SagaConfig, Worker};
 use serde_json::{json, Value};
 use support::{code, participant, ApiConfig, Backend, TestApp};
 
+use super::course_shape::course;
 use super::identity::harness::{sites, Site};
 
 const RUNS: i64 = 3;
@@ -186,15 +187,6 @@ async fn until(app: &TestApp, id: &str, what: &str, done: impl Fn(&MoodleSync) -
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{id}: never {what}: {:#?}", recorded(app, id).await);
-}
-
-async fn course(site: &Site, id: i64) -> Course {
-    let found = site
-        .client
-        .get_courses_by_field(CourseField::Id, &id.to_string())
-        .await
-        .unwrap();
-    found.into_iter().find(|c| c.id == id).expect("the course")
 }
 
 #[tokio::test]

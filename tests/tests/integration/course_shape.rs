@@ -164,7 +164,8 @@ fn person(id: &str, role: &str, tag: &str) -> ParticipantInput {
     }
 }
 
-async fn course(site: &Site, id: i64) -> Course {
+/// The course `id` as Moodle shows it now.
+pub(super) async fn course(site: &Site, id: i64) -> Course {
     let found = site
         .client
         .get_courses_by_field(CourseField::Id, &id.to_string())
