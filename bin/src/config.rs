@@ -10,8 +10,10 @@ pub fn init_tracing(global: &Global, default_filter: &str) {
     let wanted = global.log.as_deref().unwrap_or(default_filter);
     let filter = tracing_subscriber::EnvFilter::try_new(wanted)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a file or a journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if global.log_json {
         builder.json().init();

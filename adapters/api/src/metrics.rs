@@ -61,6 +61,44 @@ pub fn init() {
         "The running build (always 1), labelled with its version"
     );
     metrics::gauge!("openvle_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // The other crates' metrics, described here once so every family has its HELP line.
+    metrics::describe_histogram!(
+        "openvle_moodle_call_duration_seconds",
+        metrics::Unit::Seconds,
+        "Moodle web-service call latency, by function"
+    );
+    metrics::describe_counter!(
+        "openvle_moodle_calls_total",
+        "Moodle web-service calls, by function and outcome (ok, error)"
+    );
+    metrics::describe_counter!(
+        "openvle_moodle_call_errors_total",
+        "Failed Moodle web-service calls, by function and error code"
+    );
+    metrics::describe_counter!(
+        "openvle_saga_steps_total",
+        "Saga steps run against Moodle, by step and outcome"
+    );
+    metrics::describe_gauge!(
+        "openvle_saga_lag",
+        "Log positions between the saga's checkpoint and the head"
+    );
+    metrics::describe_gauge!(
+        "openvle_saga_pending",
+        "OpenVLE events with Moodle work to do"
+    );
+    metrics::describe_gauge!(
+        "openvle_saga_in_flight",
+        "OpenVLE events a worker is processing now"
+    );
+    metrics::describe_gauge!(
+        "openvle_saga_parked",
+        "OpenVLE events parked until a person acts (see status)"
+    );
+    metrics::describe_gauge!(
+        "openvle_moodle_drift",
+        "Differences the last reconcile found between the log and Moodle, by kind"
+    );
 }
 
 /// The Prometheus text exposition of every metric of the process.

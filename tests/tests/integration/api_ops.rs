@@ -58,6 +58,25 @@ async fn metrics_text(backend: Backend) {
         !text.contains("not-a-uuid"),
         "raw paths never become labels"
     );
+    every_family_described(&text);
+}
+
+/// Every metric family of the text carries the `openvle_` prefix and a `# HELP` line.
+fn every_family_described(text: &str) {
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(!families.is_empty(), "{text}");
+    for family in families {
+        assert!(family.starts_with("openvle_"), "{family} lacks the prefix");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {family} "))),
+            "{family} has no HELP line:\n{text}"
+        );
+    }
 }
 
 /// Every route the router serves is in the OpenAPI document, and every documented route is
@@ -256,6 +275,22 @@ async fn moodle_routes_on_the_simulator(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "event_not_found");
+
+    // Moodle's calls are counted under the project's prefix, and every family says what it is.
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"openvle_moodle_calls_total{function="core_webservice_get_site_info""#),
+        "{text}"
+    );
+    every_family_described(&text);
 
     // Moodle down: 502.
     sim.shutdown().await;

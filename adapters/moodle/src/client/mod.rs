@@ -300,15 +300,15 @@ impl MoodleClient {
         let outcome = if result.is_ok() { "ok" } else { "error" };
         span.record("duration_ms", elapsed.as_millis() as u64);
         span.record("outcome", outcome);
-        metrics::histogram!("moodle_call_duration_seconds", "function" => function)
+        metrics::histogram!("openvle_moodle_call_duration_seconds", "function" => function)
             .record(elapsed.as_secs_f64());
-        metrics::counter!("moodle_calls_total", "function" => function, "outcome" => outcome)
+        metrics::counter!("openvle_moodle_calls_total", "function" => function, "outcome" => outcome)
             .increment(1);
         let _guard = span.enter();
         if let Err(e) = &result {
             let code = e.code();
             tracing::warn!(code = %code, transient = e.is_transient(), outcome_unknown = e.outcome_unknown(), "moodle call failed: {e}");
-            metrics::counter!("moodle_call_errors_total", "function" => function, "code" => code)
+            metrics::counter!("openvle_moodle_call_errors_total", "function" => function, "code" => code)
                 .increment(1);
         } else {
             tracing::debug!("moodle call ok");

@@ -71,7 +71,11 @@ impl Worker {
         let store = &self.inner.store;
         let worker = &self.inner.config.worker_id;
         let policy = self.inner.config.retry_policy();
-        let ended = match self.process(&claim).await {
+        // Every line logged while the event is processed (the Moodle client's failed calls
+        // included) names the event and the attempt.
+        let span =
+            tracing::info_span!("saga", event = %claim.event_id, attempt = claim.attempts + 1);
+        let ended = match tracing::Instrument::instrument(self.process(&claim), span).await {
             Ok(ended) => ended,
             Err(e) => {
                 tracing::warn!(event = %claim.event_id, error = %e, "saga: processing failed");
