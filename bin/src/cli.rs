@@ -4,7 +4,76 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::settings;
+
+/// The subcommands that use the Moodle settings (they talk to Moodle, or fold its state): only
+/// they show the `--moodle-*` flags. The older place of those flags, before the subcommand, is
+/// still accepted for every subcommand (hidden), so command lines written for it keep working.
+pub const MOODLE_COMMANDS: &[&[&str]] = &[
+    &["serve"],
+    &["worker"],
+    &["reconcile"],
+    &["replay"],
+    &["moodle", "check"],
+];
+
+/// The whole command line: [`Cli`] with the `MOODLE_*` flags of [`settings::MOODLE`] on the
+/// subcommands that use them, and the settings listed in the top help.
+pub fn command() -> clap::Command {
+    let hidden = settings::moodle_args().into_iter().map(|a| a.hide(true));
+    let mut cmd = Cli::command()
+        .args(hidden)
+        .after_help(moodle_settings_help());
+    for path in MOODLE_COMMANDS {
+        cmd = with_moodle_flags(cmd, path);
+    }
+    // The demo and the simulator keep their own state (`--database`, `--persist`): the global
+    // `--database-url` is hidden there (and still accepted, ignored, as it always was).
+    for name in ["demo", "moodle-sim"] {
+        cmd = cmd.mut_subcommand(name, |c| {
+            c.arg(
+                clap::Arg::new("database_url")
+                    .long("database-url")
+                    .env("DATABASE_URL")
+                    .help("Not used: this subcommand keeps its own state")
+                    .hide(true),
+            )
+        });
+    }
+    cmd
+}
+
+/// A subcommand's own copy of the flags, under the same ids as the hidden global ones: clap then
+/// does not propagate those there, and merges the values of both places (the later wins).
+fn with_moodle_flags(cmd: clap::Command, path: &[&str]) -> clap::Command {
+    match path {
+        [] => cmd.args(settings::moodle_args().into_iter().map(|a| a.global(false))),
+        [first, rest @ ..] => cmd.mut_subcommand(*first, |c| with_moodle_flags(c, rest)),
+    }
+}
+
+/// The `MOODLE_*` settings, for the top help: which variable, what it does.
+pub fn moodle_settings_help() -> String {
+    let width = settings::MOODLE
+        .iter()
+        .map(|m| m.var.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from(
+        "Moodle settings (environment variables; flags `--moodle-…` of serve, worker, reconcile, \
+         replay and moodle check):\n",
+    );
+    for m in settings::MOODLE {
+        out.push_str(&format!("  {:width$}  {}\n", m.var, m.help));
+    }
+    out.push_str(&format!(
+        "Secrets may be given as VAR_FILE (a path to a file holding the value): {}.",
+        crate::secrets::FILE_VARS.join(", ")
+    ));
+    out
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,8 +101,14 @@ pub struct Global {
     #[arg(long, env = "OPENVLE_LOG_JSON", global = true)]
     pub log_json: bool,
     /// Moodle settings as flags: `--moodle KEY=VALUE` (e.g. `--moodle MOODLE_ENABLED=true`);
-    /// they override the `MOODLE_*` environment variables of the same name.
-    #[arg(long = "moodle", value_name = "MOODLE_VAR=VALUE", global = true)]
+    /// they override the `MOODLE_*` environment variables of the same name. The older form of
+    /// `--moodle-*`: still accepted anywhere, shown nowhere.
+    #[arg(
+        long = "moodle",
+        value_name = "MOODLE_VAR=VALUE",
+        global = true,
+        hide = true
+    )]
     pub moodle: Vec<String>,
 }
 
@@ -64,6 +139,7 @@ pub enum Command {
     MoodleSim(SimArgs),
     /// Saga lag, events in flight, parked events and the last Moodle error.
     Status {
+        /// Print the status as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +157,7 @@ pub enum Command {
         /// Fix the drift (without it nothing is changed, in Moodle or in the log).
         #[arg(long)]
         apply: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -89,6 +166,15 @@ pub enum Command {
     /// Start the simulator and the engine on the embedded defaults and run one event through
     /// its whole life, then print its story.
     Demo(DemoArgs),
+    /// Print the shell completions of this command line (the Debian package installs them).
+    #[command(hide = true)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of this command line, in roff (the Debian package installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +236,7 @@ pub enum AuditCommand {
     /// Recompute the hash chain and report the first position where it breaks (reads only:
     /// nothing is sealed, created or migrated; exit 0 intact, 2 broken, 3 no database, 1 error).
     Verify {
+        /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -173,6 +260,7 @@ pub enum AuditCommand {
 pub enum MoodleCommand {
     /// Preflight: reachable, token valid, release, every needed function present.
     Check {
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +268,7 @@ pub enum MoodleCommand {
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: SocketAddr,
     /// The token the simulator accepts.

@@ -6,8 +6,10 @@ mod cmd;
 mod config;
 mod secrets;
 mod settings;
+#[cfg(test)]
+mod shipping_tests;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 use cli::{AuditCommand, Cli, Command, MoodleCommand};
 use settings::Settings;
@@ -35,7 +37,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> std::process::ExitCode {
-    let matches = Cli::command().args(settings::moodle_args()).get_matches();
+    let matches = cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -57,7 +59,9 @@ async fn start() -> std::process::ExitCode {
 async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::process::ExitCode> {
     // The demo and the simulator choose their own settings; every other command reads them once.
     let settings = match &cli.command {
-        Command::Demo(_) | Command::MoodleSim(_) => None,
+        Command::Demo(_) | Command::MoodleSim(_) | Command::Completions { .. } | Command::Man => {
+            None
+        }
         _ => Some(Settings::from_matches(&cli.global, matches)?),
     };
     let all = || {
@@ -105,6 +109,8 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
         Command::Status { json } => cmd::ops::status(all()?, json).await?,
         Command::Retry { event_id } => cmd::ops::retry(all()?, &event_id).await?,
         Command::Demo(args) => cmd::demo::run(args).await?,
+        Command::Completions { shell } => cmd::generate::completions(shell)?,
+        Command::Man => cmd::generate::man()?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

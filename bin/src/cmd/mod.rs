@@ -2,6 +2,7 @@
 
 pub mod audit_show;
 pub mod demo;
+pub mod generate;
 pub mod ops;
 pub mod reconcile;
 pub mod replay;
