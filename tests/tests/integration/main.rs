@@ -20,6 +20,7 @@ mod load;
 mod model;
 mod moodle_e2e;
 mod moodle_hostile;
+mod packaging;
 mod read_only;
 mod secrets;
 mod views_replay;
