@@ -11,7 +11,8 @@ case "$profile" in
   dev) dir=debug ;;
   *) dir=$profile ;;
 esac
-target=${CARGO_TARGET_DIR:-target}
+# Absolute, so that cargo deb prints an absolute path to the package.
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 cargo=${CARGO:-cargo}
 "$cargo" build --locked -q -p openvle-moodle --bin openvle-moodle --profile "$profile"
 bin="$target/$dir/openvle-moodle"

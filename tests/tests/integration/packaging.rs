@@ -136,15 +136,16 @@ fn package() -> Option<PathBuf> {
         .lines()
         .rev()
         .find(|l| l.ends_with(".deb"))
-        .map(PathBuf::from)
+        .map(|l| root.join(l.trim()))
         .unwrap_or_else(|| panic!("build-deb.sh named no .deb:\n{stdout}"));
     let debian = bin
         .parent()
         .and_then(Path::parent)
         .map(|t| t.join("debian"));
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
     assert_eq!(
-        deb.parent(),
-        debian.as_deref(),
+        deb.parent().and_then(real),
+        debian.as_deref().and_then(real),
         "the package is not beside the build"
     );
     Some(deb)
