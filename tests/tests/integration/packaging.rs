@@ -48,9 +48,22 @@ async fn version_openapi_and_build_info_agree() {
     app.stop().await;
     // What the package says it is.
     let changelog = std::fs::read_to_string(workspace_root().join("CHANGELOG.md")).unwrap();
-    assert!(changelog.contains("## Unreleased") || changelog.contains(&format!("## {VERSION}")));
+    let heading = format!("## {VERSION}");
+    assert!(
+        changelog.lines().any(|l| l == heading),
+        "CHANGELOG.md has no section {heading}"
+    );
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    let spdx = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("license = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the workspace's license field");
     let license = std::fs::read_to_string(workspace_root().join("LICENSE")).unwrap();
-    assert!(license.starts_with("MIT License"), "Cargo.toml says MIT");
+    assert!(
+        license.starts_with(&format!("{spdx} License")),
+        "LICENSE is not the {spdx} license of Cargo.toml"
+    );
 }
 
 fn required() -> bool {
