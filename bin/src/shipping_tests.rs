@@ -120,6 +120,16 @@ fn moodle_flags_work_before_and_after_the_subcommand() {
     assert_eq!(s.moodle.student_role_id, 9);
     let s = settings_of(&["moodle", "check", "--moodle-instructor-role-id=4"]).unwrap();
     assert_eq!(s.moodle.instructor_role_id, 4);
+    // The older form after the subcommand, as tests/src/drive.rs starts `serve`.
+    let s = settings_of(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--moodle",
+        "MOODLE_STUDENT_ROLE_ID=3",
+    ])
+    .unwrap();
+    assert_eq!(s.moodle.student_role_id, 3);
     // Both places at once: each setting from where it was given; the subcommand's wins.
     let s = settings_of(&[
         "--moodle-instructor-role-id=6",
