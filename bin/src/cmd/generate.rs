@@ -29,8 +29,11 @@ pub fn render_man(out: &mut Vec<u8>) -> std::io::Result<()> {
     clap_mangen::Man::new(crate::cli::command()).render(out)
 }
 
+/// A reader that went away (`… | head`) is no error of ours.
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(bytes).context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
 }
