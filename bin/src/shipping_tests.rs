@@ -188,17 +188,6 @@ fn the_man_page_names_every_subcommand_and_completions_exist_for_each_shell() {
     }
 }
 
-/// Settings of the course shaping (issue 12) being added to [`MOODLE`] on another branch: the env
-/// file lists them already, and this allows it until they are read. Once they are in [`MOODLE`]
-/// this list is moot (they are then checked like every other) and may be emptied.
-const COMING: &[&str] = &[
-    "MOODLE_COURSE_FULLNAME_TEMPLATE",
-    "MOODLE_COURSE_SHORTNAME_TEMPLATE",
-    "MOODLE_COURSE_IDNUMBER_TEMPLATE",
-    "MOODLE_COURSE_VISIBILITY",
-    "MOODLE_ARCHIVE_CATEGORY_ID",
-];
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -328,18 +317,12 @@ fn the_env_file_lists_exactly_the_variables_the_binary_reads() {
         "read by the binary, missing from {}: {missing:?}",
         path.display()
     );
-    let extra: Vec<_> = listed
-        .difference(&read)
-        .filter(|v| !COMING.contains(&v.as_str()))
-        .collect();
+    let extra: Vec<_> = listed.difference(&read).collect();
     assert!(
         extra.is_empty(),
         "listed in {} but never read: {extra:?}",
         path.display()
     );
-    for c in COMING {
-        assert!(listed.contains(*c), "{c} missing from the env file");
-    }
     // Nothing is set by the example: every line is a comment.
     assert!(
         text.lines().all(|l| l.is_empty() || l.starts_with('#')),
