@@ -215,6 +215,10 @@ pub struct WorkerArgs {
     /// OpenVLE events processed at once.
     #[arg(long, env = "OPENVLE_SAGA_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
+    /// Course duplications run at once by this process (Moodle's concurrent backups and restores
+    /// collide and can leave a half-made course; raise with care).
+    #[arg(long, env = "OPENVLE_SAGA_MAX_DUPLICATIONS", default_value_t = 1)]
+    pub max_duplications: usize,
     /// Name of this worker in claims and logs (default: host and process id). A restarted
     /// worker with the same name takes its claims back at once instead of waiting for the lease.
     #[arg(long, env = "OPENVLE_WORKER_ID")]

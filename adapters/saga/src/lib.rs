@@ -81,6 +81,10 @@ pub struct SagaConfig {
     /// Steps run for one event in one claim before it is handed back (a safety net: a plan that
     /// never empties must not hold a worker for ever).
     pub max_steps_per_claim: u32,
+    /// Course duplications this process runs at once (at least 1). Moodle's backup and restore
+    /// are its heaviest work, and concurrent ones collide in its file area and its context table
+    /// (`storedfilenotcreated`, a duplicate key on `mdl_context`), leaving a half-made course.
+    pub max_duplications: usize,
     /// Transient failures of one step in a row before the event is parked with the reason (an
     /// operator then resumes it with `retry`). 0: retry for ever.
     pub max_attempts: u32,
@@ -104,6 +108,7 @@ impl Default for SagaConfig {
             backoff_max: Duration::from_secs(300),
             lease: Duration::from_secs(60),
             max_steps_per_claim: 64,
+            max_duplications: 1,
             max_attempts: 20,
             reconcile: None,
             clock: Clock::System,

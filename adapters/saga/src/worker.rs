@@ -100,7 +100,10 @@ impl Worker {
         let timeout = moodle
             .as_ref()
             .map_or(Duration::from_secs(600), MoodleClient::duplicate_timeout);
-        let steps = exec::StepContext::new(projections::saga::landing_window(timeout));
+        let steps = exec::StepContext::new(
+            projections::saga::landing_window(timeout),
+            config.max_duplications,
+        );
         Worker {
             inner: Arc::new(Inner {
                 steps,

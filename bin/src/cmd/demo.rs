@@ -63,6 +63,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }));
     let worker_args = WorkerArgs {
         concurrency: 4,
+        max_duplications: 1,
         worker_id: Some("demo-worker".into()),
         retry_base_ms: 200,
         retry_max_ms: 5_000,

@@ -56,6 +56,7 @@ pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {
 pub fn saga_config(all: &Settings, args: &WorkerArgs) -> saga::SagaConfig {
     let mut cfg = saga::SagaConfig {
         concurrency: args.concurrency.max(1),
+        max_duplications: args.max_duplications.max(1),
         backoff_base: std::time::Duration::from_millis(args.retry_base_ms.max(1)),
         backoff_max: std::time::Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms)),
         max_attempts: args.max_attempts,

@@ -28,13 +28,16 @@ use crate::db::now_ms;
 pub(crate) struct StepContext {
     announced: Mutex<HashSet<Uuid>>,
     pub duplication_window: Duration,
+    /// Permits of the duplications this process runs at once (`SagaConfig::max_duplications`).
+    duplicating: tokio::sync::Semaphore,
 }
 
 impl StepContext {
-    pub fn new(duplication_window: Duration) -> StepContext {
+    pub fn new(duplication_window: Duration, max_duplications: usize) -> StepContext {
         StepContext {
             announced: Mutex::new(HashSet::new()),
             duplication_window,
+            duplicating: tokio::sync::Semaphore::new(max_duplications.max(1)),
         }
     }
 
@@ -235,7 +238,11 @@ pub(super) async fn ensure_course(
         category_id: e.category_id,
         visible: e.visible,
     };
-    match client.duplicate_course(&req).await {
+    // One at a time (by default): the claim's lease is renewed while this waits.
+    let permit = ctx.duplicating.acquire().await.ok();
+    let answer = client.duplicate_course(&req).await;
+    drop(permit);
+    match answer {
         Ok(course) => {
             out.facts.push(MoodleSyncEvent::CourseDuplicated {
                 course_id: course.id,

@@ -72,9 +72,10 @@ impl Worker {
         let worker = &self.inner.config.worker_id;
         let policy = self.inner.config.retry_policy();
         // Every line logged while the event is processed (the Moodle client's failed calls
-        // included) names the event and the attempt.
+        // included) names the event and the attempt. A span shows only when its level passes the
+        // filter: at error level it reaches every line that any filter lets through.
         let span =
-            tracing::info_span!("saga", event = %claim.event_id, attempt = claim.attempts + 1);
+            tracing::error_span!("saga", event = %claim.event_id, attempt = claim.attempts + 1);
         let ended = match tracing::Instrument::instrument(self.process(&claim), span).await {
             Ok(ended) => ended,
             Err(e) => {
