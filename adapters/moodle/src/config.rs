@@ -312,6 +312,22 @@ pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, 
         got: url.to_string(),
     };
     let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    // The endpoint instead of the site: the client would post to …/server.php/webservice/…
+    let path = parsed.path().trim_end_matches('/');
+    if let Some(root) = path
+        .strip_suffix("/webservice/rest/server.php")
+        .or_else(|| path.strip_suffix("/webservice/rest"))
+    {
+        let mut site = parsed.clone();
+        site.set_path(root);
+        return Err(ConfigError::Conflict {
+            var: "MOODLE_URL",
+            reason: format!(
+                "{url:?} is the REST endpoint, not the site: give the site's wwwroot, {:?} (the engine adds /webservice/rest/server.php itself)",
+                site.as_str().trim_end_matches('/')
+            ),
+        });
+    }
     if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad());
     }

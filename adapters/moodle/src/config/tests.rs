@@ -166,3 +166,29 @@ fn course_defaults_and_their_checks() {
         .to_string()
         .starts_with("MOODLE_ARCHIVE_CATEGORY_ID: expected a positive integer"));
 }
+
+#[test]
+fn the_rest_endpoint_given_as_the_site_is_refused_with_the_wwwroot_to_use() {
+    for (given, root) in [
+        (
+            "https://m.example.org/webservice/rest/server.php",
+            "https://m.example.org",
+        ),
+        (
+            "https://m.example.org/moodle/webservice/rest/server.php/",
+            "https://m.example.org/moodle",
+        ),
+        (
+            "https://m.example.org/moodle/webservice/rest",
+            "https://m.example.org/moodle",
+        ),
+    ] {
+        let e = settings(&[("MOODLE_URL", given)]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("MOODLE_URL: "), "{text}");
+        assert!(text.contains("REST endpoint"), "{text}");
+        assert!(text.contains(&format!("{root:?}")), "{text}");
+    }
+    let s = settings(&[("MOODLE_URL", "https://m.example.org/moodle/")]).unwrap();
+    assert_eq!(s.url.as_deref(), Some("https://m.example.org/moodle"));
+}
