@@ -143,10 +143,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Resume a parked event's Moodle saga.
+    /// Resume a parked event's Moodle saga, or every parked one (`--all`, `--code`).
     Retry {
         /// The OpenVLE event id.
-        event_id: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        event_id: Option<String>,
+        /// Resume every parked event (and every event with a parked participant).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only those parked with this code (e.g. `wsnoinstance`, `unknown_category`).
+        #[arg(long, requires = "all")]
+        code: Option<String>,
     },
     /// Compare Moodle with what the log says, print the difference, and with `--apply` converge
     /// Moodle through the saga (each correction recorded as a saga event).

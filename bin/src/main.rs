@@ -107,7 +107,14 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
         }
         Command::MoodleSim(args) => cmd::sim::run(args).await?,
         Command::Status { json } => cmd::ops::status(all()?, json).await?,
-        Command::Retry { event_id } => cmd::ops::retry(all()?, &event_id).await?,
+        Command::Retry {
+            event_id,
+            all: every,
+            code,
+        } => match event_id {
+            Some(event_id) if !every => cmd::ops::retry(all()?, &event_id).await?,
+            _ => cmd::ops::retry_parked(all()?, code.as_deref()).await?,
+        },
         Command::Demo(args) => cmd::demo::run(args).await?,
         Command::Completions { shell } => cmd::generate::completions(shell)?,
         Command::Man => cmd::generate::man()?,

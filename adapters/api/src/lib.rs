@@ -161,6 +161,13 @@ pub trait SagaControl: Send + Sync + 'static {
     /// Resumes the parked saga of an OpenVLE event (and its parked participants) and wakes the
     /// workers. `Ok(true)` when something was parked, `Ok(false)` when there was nothing to resume.
     fn retry<'a>(&'a self, event_id: &'a str, by: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+
+    /// Resumes every parked event, or those parked with `code`; the ids resumed.
+    fn retry_parked<'a>(
+        &'a self,
+        code: Option<&'a str>,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>>;
 }
 
 /// Everything a request handler needs. Cheap to clone.
@@ -274,6 +281,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/moodle/courses"),
     ("GET", "/api/v1/moodle/users"),
     ("GET", "/api/v1/moodle/check"),
+    ("POST", "/api/v1/moodle/retry"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/capabilities"),
@@ -317,6 +325,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/moodle/courses", get(moodle_routes::courses))
         .route("/api/v1/moodle/users", get(moodle_routes::users))
         .route("/api/v1/moodle/check", get(moodle_routes::check))
+        .route("/api/v1/moodle/retry", post(moodle_routes::retry_parked))
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/capabilities", get(ops::capabilities))

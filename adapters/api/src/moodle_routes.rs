@@ -142,3 +142,69 @@ pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, 
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
 }
+
+/// `POST /api/v1/moodle/retry` `{"code": "<code>"}` (or `{}`: every parked event): resumes the
+/// parked events, as `openvle-moodle retry --all [--code X]` does. Writers only (a POST).
+pub(crate) async fn retry_parked(
+    State(state): State<AppState>,
+    ctx: crate::commands::CommandCtx,
+    headers: axum::http::HeaderMap,
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        code: Option<String>,
+    }
+    let prepared = (|| {
+        if !state.config().moodle.enabled {
+            return Err(ApiError::moodle_disabled());
+        }
+        let raw = crate::body::bytes(raw)?;
+        let body: Body = if raw.is_empty() {
+            Body { code: None }
+        } else {
+            crate::body::require_json(&headers)?;
+            crate::body::parse(&raw)?
+        };
+        if let Some(code) = &body.code {
+            crate::body::plain_id("code", code)?;
+        }
+        Ok::<_, ApiError>((raw, body.code))
+    })();
+    let (raw, code) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command("moodle_retry_parked", "rejected");
+            return e.into_response();
+        }
+    };
+    crate::commands::run(
+        state,
+        ctx,
+        "moodle_retry_parked",
+        raw,
+        move |state, meta| async move {
+            let saga = state.saga().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "saga_unavailable",
+                    "no saga runs in this process to resume the parked events",
+                )
+            })?;
+            let resumed = saga
+                .retry_parked(code.as_deref(), &meta.actor)
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e)
+                })?;
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({ "code": code, "resumed": resumed }),
+            ))
+        },
+    )
+    .await
+}

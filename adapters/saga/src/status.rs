@@ -15,6 +15,9 @@ pub struct ParkedEvent {
     /// True when the whole saga is parked; false when only participants are.
     pub saga_parked: bool,
     pub reason: Option<String>,
+    /// The codes it is parked with (the saga's, its participants'): what `retry --all --code`
+    /// and docs/operations.md go by.
+    pub codes: Vec<String>,
     pub since: Option<DateTime<Utc>>,
 }
 
@@ -63,21 +66,28 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
     let head = store.head().await?;
     let counts = db::counts(store).await?;
     let (failed, last) = db::failed_rows(store, 100).await?;
+    let mut parked = Vec::with_capacity(failed.len());
+    for r in failed {
+        let sync = store
+            .load::<MoodleSync>(&r.event_id)
+            .await?
+            .map(|(s, _)| s)
+            .unwrap_or_default();
+        parked.push(ParkedEvent {
+            codes: park_codes(&sync),
+            event_id: r.event_id,
+            saga_parked: r.parked,
+            reason: r.reason,
+            since: at(r.updated_at_ms),
+        });
+    }
     Ok(SagaStatus {
         checkpoint,
         head,
         lag: (head - checkpoint).max(0),
         pending: counts.pending,
         in_flight: counts.in_flight,
-        parked: failed
-            .into_iter()
-            .map(|r| ParkedEvent {
-                event_id: r.event_id,
-                saga_parked: r.parked,
-                reason: r.reason,
-                since: at(r.updated_at_ms),
-            })
-            .collect(),
+        parked,
         last_error: last.map(|r| LastError {
             event_id: r.event_id,
             state: r.state,
@@ -112,4 +122,45 @@ pub async fn retry(store: &Store, event_id: &str, by: &str) -> Result<bool, Saga
     };
     db::requeue(store, event_id, position).await?;
     Ok(!appended.is_empty())
+}
+
+/// The codes an event is parked with: its saga's and its participants'.
+pub fn park_codes(sync: &MoodleSync) -> Vec<String> {
+    let mut codes: Vec<String> = sync.parked.iter().map(|(_, c, _)| c.clone()).collect();
+    for p in sync.participants.values() {
+        if let Some((code, _)) = &p.parked {
+            if !codes.contains(code) {
+                codes.push(code.clone());
+            }
+        }
+    }
+    codes
+}
+
+/// Resumes every parked event, or (`code`) those parked with that code (the saga's own park or a
+/// participant's), as [`retry`] does one. Returns the ids resumed, in the order of the status.
+pub async fn retry_parked(
+    store: &Store,
+    code: Option<&str>,
+    by: &str,
+) -> Result<Vec<String>, SagaError> {
+    db::ensure_schema(store).await?;
+    let (rows, _) = db::failed_rows(store, i64::from(u32::MAX)).await?;
+    let mut resumed = Vec::new();
+    for row in rows {
+        if let Some(code) = code {
+            let sync = store
+                .load::<MoodleSync>(&row.event_id)
+                .await?
+                .map(|(s, _)| s)
+                .unwrap_or_default();
+            if !park_codes(&sync).iter().any(|c| c == code) {
+                continue;
+            }
+        }
+        if retry(store, &row.event_id, by).await? {
+            resumed.push(row.event_id);
+        }
+    }
+    Ok(resumed)
 }

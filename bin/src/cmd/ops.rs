@@ -158,6 +158,28 @@ pub async fn retry(settings: &Settings, event_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `retry --all [--code X]`: resumes every parked event, or those parked with `code`.
+pub async fn retry_parked(settings: &Settings, code: Option<&str>) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let by = format!("cli:{}", whoami());
+    let resumed = saga::retry_parked(&store, code, &by)
+        .await
+        .context("resuming the parked sagas")?;
+    let which = code.map_or(String::new(), |c| format!(" with code {c}"));
+    if resumed.is_empty() {
+        println!("no event was parked{which}");
+    } else {
+        for id in &resumed {
+            println!("event {id}: saga resumed");
+        }
+        println!(
+            "{} event(s) parked{which} resumed; a worker picks them up now",
+            resumed.len()
+        );
+    }
+    Ok(())
+}
+
 fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
 }
@@ -173,12 +195,13 @@ fn render_status(s: &saga::SagaStatus) -> String {
         out.push_str(&format!("{} parked event(s):\n", s.parked.len()));
         for p in &s.parked {
             out.push_str(&format!(
-                "  {}  {}\n",
+                "  {}  [{}]  {}\n",
                 p.event_id,
+                p.codes.join(", "),
                 p.reason.as_deref().unwrap_or("(no reason recorded)")
             ));
         }
-        out.push_str("resume one with: openvle-moodle retry <event-id>\n");
+        out.push_str("resume one with: openvle-moodle retry <event-id>; every one parked with a code: openvle-moodle retry --all --code <code>\n");
     }
     if let Some(e) = &s.last_error {
         out.push_str(&format!(

@@ -47,6 +47,18 @@ impl api::SagaControl for Retry {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn retry_parked<'a>(
+        &'a self,
+        code: Option<&'a str>,
+        by: &'a str,
+    ) -> api::BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            saga::retry_parked(&self.0, code, by)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {

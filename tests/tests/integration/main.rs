@@ -10,6 +10,7 @@ mod api_hardening;
 mod api_idempotency;
 mod api_ops;
 mod api_participants;
+mod api_retry;
 mod course_shape;
 mod fault_matrix;
 mod fd_limit;
