@@ -474,11 +474,22 @@ async fn unknown_ids_routes_and_methods(backend: Backend) {
     expect_error(
         &app,
         Method::POST,
-        "/api/v1/moodle/retry",
+        "/api/v1/moodle/nothing-here",
         None,
         None,
         nf,
         "not_found",
+    )
+    .await;
+    // A Moodle route while the integration is off: 404 too, saying why.
+    expect_error(
+        &app,
+        Method::POST,
+        "/api/v1/moodle/retry",
+        None,
+        None,
+        nf,
+        "moodle_disabled",
     )
     .await;
 
