@@ -14,7 +14,6 @@ use serde_json::json;
 use domain::course::{CourseShape, CourseVisibility};
 use domain::environment::{Environment, EnvironmentCommand};
 use domain::DomainError;
-use moodle::Target;
 use projections::view::EnvironmentView;
 
 use crate::body;
@@ -84,26 +83,12 @@ async fn check_targets(
         .await?
         .map(|(env, _)| env)
         .unwrap_or_default();
-    let mut targets = Vec::new();
-    if template.is_some() && template != before.template_course_id {
-        targets.extend(template.map(|t| ("moodle_template_course_id", Target::TemplateCourse(t))));
-    }
-    for (field, now, was) in [
-        (
-            "moodle_category_id",
-            course.category_id,
-            before.course.category_id,
-        ),
-        (
-            "moodle_archive_category_id",
-            course.archive_category_id,
-            before.course.archive_category_id,
-        ),
-    ] {
-        if now.is_some() && now != was {
-            targets.extend(now.map(|c| (field, Target::Category(c))));
-        }
-    }
+    // What this PUT points at that the environment did not already.
+    let was = moodle::targets::of_shape(before.template_course_id, &before.course);
+    let targets: Vec<_> = moodle::targets::of_shape(template, course)
+        .into_iter()
+        .filter(|t| !was.contains(t))
+        .collect();
     let missing = moodle::targets::missing(client, &targets)
         .await
         .map_err(crate::moodle_routes::moodle_error)?;
@@ -114,9 +99,7 @@ async fn check_targets(
             target.missing_code(),
             target.missing_message(field),
         )
-        .with_details(json!({ "field": field, "moodle_id": match target {
-            Target::TemplateCourse(id) | Target::Category(id) => id,
-        } }))),
+        .with_details(json!({ "field": field, "moodle_id": target.id() }))),
     }
 }
 

@@ -19,6 +19,13 @@ pub enum Target {
 }
 
 impl Target {
+    /// Its Moodle id.
+    pub fn id(self) -> i64 {
+        match self {
+            Target::TemplateCourse(id) | Target::Category(id) => id,
+        }
+    }
+
     /// The stable code of a missing one: `unknown_template_course`, `unknown_category`.
     pub fn missing_code(self) -> &'static str {
         match self {
@@ -80,25 +87,37 @@ async fn exists(client: &MoodleClient, target: Target) -> Result<bool, MoodleErr
     })
 }
 
-/// What an environment points at in Moodle, each labelled with the environment and its field.
+/// What an environment's template and course shape point at in Moodle, by field of the API.
+pub fn of_shape(
+    template: Option<i64>,
+    shape: &domain::course::CourseShape,
+) -> Vec<(&'static str, Target)> {
+    [
+        (
+            "moodle_template_course_id",
+            template.map(Target::TemplateCourse),
+        ),
+        (
+            "moodle_category_id",
+            shape.category_id.map(Target::Category),
+        ),
+        (
+            "moodle_archive_category_id",
+            shape.archive_category_id.map(Target::Category),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, target)| target.map(|t| (field, t)))
+    .collect()
+}
+
+/// What a recorded environment points at in Moodle, each labelled with the environment and its
+/// field.
 pub fn of_environment(env: &domain::environment::Environment) -> Vec<(String, Target)> {
-    let label = |field: &str| format!("environment {} {field}", env.id);
-    let mut out = Vec::new();
-    if let Some(t) = env.template_course_id {
-        out.push((
-            label("moodle_template_course_id"),
-            Target::TemplateCourse(t),
-        ));
-    }
-    for (field, id) in [
-        ("moodle_category_id", env.course.category_id),
-        ("moodle_archive_category_id", env.course.archive_category_id),
-    ] {
-        if let Some(id) = id {
-            out.push((label(field), Target::Category(id)));
-        }
-    }
-    out
+    of_shape(env.template_course_id, &env.course)
+        .into_iter()
+        .map(|(field, t)| (format!("environment {} {field}", env.id), t))
+        .collect()
 }
 
 /// The categories the settings name.

@@ -68,13 +68,8 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
     let (failed, last) = db::failed_rows(store, 100).await?;
     let mut parked = Vec::with_capacity(failed.len());
     for r in failed {
-        let sync = store
-            .load::<MoodleSync>(&r.event_id)
-            .await?
-            .map(|(s, _)| s)
-            .unwrap_or_default();
         parked.push(ParkedEvent {
-            codes: park_codes(&sync),
+            codes: codes_of(store, &r.event_id).await?,
             event_id: r.event_id,
             saga_parked: r.parked,
             reason: r.reason,
@@ -137,6 +132,16 @@ pub fn park_codes(sync: &MoodleSync) -> Vec<String> {
     codes
 }
 
+/// [`park_codes`] of an event's record.
+async fn codes_of(store: &Store, event_id: &str) -> Result<Vec<String>, SagaError> {
+    let sync = store
+        .load::<MoodleSync>(event_id)
+        .await?
+        .map(|(s, _)| s)
+        .unwrap_or_default();
+    Ok(park_codes(&sync))
+}
+
 /// Resumes every parked event, or (`code`) those parked with that code (the saga's own park or a
 /// participant's), as [`retry`] does one. Returns the ids resumed, in the order of the status.
 pub async fn retry_parked(
@@ -149,12 +154,11 @@ pub async fn retry_parked(
     let mut resumed = Vec::new();
     for row in rows {
         if let Some(code) = code {
-            let sync = store
-                .load::<MoodleSync>(&row.event_id)
+            if !codes_of(store, &row.event_id)
                 .await?
-                .map(|(s, _)| s)
-                .unwrap_or_default();
-            if !park_codes(&sync).iter().any(|c| c == code) {
+                .iter()
+                .any(|c| c == code)
+            {
                 continue;
             }
         }
