@@ -35,6 +35,8 @@ pub enum DomainError {
     TooManyParticipants { count: usize, max: usize },
     #[error("invalid {field}: {reason}")]
     InvalidCourseTemplate { field: String, reason: String },
+    #[error("event {0:?} was deployed without a Moodle template course: there is no template to change")]
+    EventNotLinked(String),
     #[error("saga record refused: {0}")]
     SagaInvariant(String),
 }
@@ -67,6 +69,7 @@ impl DomainError {
             DomainError::EventDeleted(_) => "event_deleted",
             DomainError::TooManyParticipants { .. } => "too_many_participants",
             DomainError::InvalidCourseTemplate { .. } => "invalid_course_template",
+            DomainError::EventNotLinked(_) => "event_not_linked",
             DomainError::SagaInvariant(_) => "saga_invariant",
         }
     }
@@ -88,6 +91,7 @@ impl DomainError {
             | DomainError::EventAlreadyDeployed(_)
             | DomainError::EventEnded(_)
             | DomainError::EventDeleted(_)
+            | DomainError::EventNotLinked(_)
             | DomainError::SagaInvariant(_) => ErrorKind::Conflict,
         }
     }

@@ -95,6 +95,10 @@ pub struct EventPatch {
     pub name: Option<String>,
     pub starts_at: Option<Option<i64>>,
     pub ends_at: Option<Option<i64>>,
+    /// Another Moodle template course for a course not made yet (a deploy parked because its
+    /// template was wrong). Accepted on an ended event too, alone.
+    #[serde(default)]
+    pub template_course_id: Option<i64>,
 }
 
 /// What deploying needs beside the request: the global course defaults and the day, both
@@ -170,6 +174,11 @@ pub enum EventEvent {
         #[serde(default)]
         schedule: Schedule,
     },
+    /// The event's course is to be copied from another template (an operator's correction):
+    /// only a course not made yet follows it; a course already made stays as it is.
+    TemplateChanged {
+        template_course_id: i64,
+    },
     ParticipantAdded {
         participant: Participant,
     },
@@ -190,6 +199,7 @@ impl DomainEvent for EventEvent {
         match self {
             EventEvent::Deployed { .. } => "Deployed",
             EventEvent::EventChanged { .. } => "EventChanged",
+            EventEvent::TemplateChanged { .. } => "TemplateChanged",
             EventEvent::ParticipantAdded { .. } => "ParticipantAdded",
             EventEvent::ParticipantRemoved { .. } => "ParticipantRemoved",
             EventEvent::ParticipantChanged { .. } => "ParticipantChanged",
@@ -286,7 +296,29 @@ impl VleEvent {
                 }])
             }
             EventCommand::Change { patch } => {
-                self.require_active()?;
+                let only_template = patch.name.is_none()
+                    && patch.starts_at.is_none()
+                    && patch.ends_at.is_none()
+                    && patch.template_course_id.is_some();
+                if !(only_template && self.status == Status::Ended) {
+                    self.require_active()?;
+                }
+                let mut events = Vec::new();
+                if let Some(t) = patch.template_course_id {
+                    if t <= 0 {
+                        return Err(DomainError::invalid(
+                            "moodle_template_course_id",
+                            "must be a positive Moodle course id",
+                        ));
+                    }
+                    match self.template_course_id {
+                        None => return Err(DomainError::EventNotLinked(self.id.clone())),
+                        Some(current) if current == t => {}
+                        Some(_) => events.push(EventEvent::TemplateChanged {
+                            template_course_id: t,
+                        }),
+                    }
+                }
                 let name = match patch.name {
                     Some(n) => non_blank("name", &n, 255)?,
                     None => self.name.clone(),
@@ -296,10 +328,10 @@ impl VleEvent {
                     ends_at: patch.ends_at.unwrap_or(self.schedule.ends_at),
                 };
                 schedule.check()?;
-                if name == self.name && schedule == self.schedule {
-                    return Ok(Vec::new());
+                if name != self.name || schedule != self.schedule {
+                    events.insert(0, EventEvent::EventChanged { name, schedule });
                 }
-                Ok(vec![EventEvent::EventChanged { name, schedule }])
+                Ok(events)
             }
             EventCommand::AddParticipant { participant } => {
                 self.require_active()?;
@@ -413,6 +445,9 @@ impl Aggregate for VleEvent {
             EventEvent::EventChanged { name, schedule } => {
                 self.name = name;
                 self.schedule = schedule;
+            }
+            EventEvent::TemplateChanged { template_course_id } => {
+                self.template_course_id = Some(template_course_id);
             }
             EventEvent::ParticipantAdded { participant } => self.participants.push(participant),
             EventEvent::ParticipantRemoved { participant } => {

@@ -46,7 +46,10 @@ pub use db::{ensure_schema, WorkState, CHECKPOINT};
 pub use reconcile::{
     EventReconcile, ReconcileConfigError, ReconcileMode, ReconcileReport, ReconcileSchedule,
 };
-pub use status::{park_codes, retry, retry_parked, status, LastError, ParkedEvent, SagaStatus};
+pub use status::{
+    park_codes, retry, retry_parked, retry_participant, status, LastError, Park, ParkedEvent,
+    ParkedParticipant, SagaStatus,
+};
 pub use worker::{RunStats, Worker};
 
 pub use domain::moodle_sync::{DriftKind, DriftNote};

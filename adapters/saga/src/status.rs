@@ -5,6 +5,8 @@ use domain::moodle_sync::{MoodleSync, MoodleSyncCommand};
 use serde::Serialize;
 use store::{CommandError, CommandMeta, Store};
 
+use projections::saga::fix_for;
+
 use crate::db;
 use crate::SagaError;
 
@@ -19,6 +21,29 @@ pub struct ParkedEvent {
     /// and docs/operations.md go by.
     pub codes: Vec<String>,
     pub since: Option<DateTime<Utc>>,
+    /// The saga's own park (None when only participants are parked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub park: Option<Park>,
+    /// Its parked participants.
+    pub participants: Vec<ParkedParticipant>,
+}
+
+/// Why a saga is parked, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Park {
+    pub step: String,
+    pub code: String,
+    pub reason: String,
+    pub fix: &'static str,
+}
+
+/// A participant Moodle refused, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedParticipant {
+    pub participant_id: String,
+    pub code: String,
+    pub reason: String,
+    pub fix: &'static str,
 }
 
 /// The most recent problem the saga met (it may have been retried successfully since).
@@ -68,14 +93,41 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
     let (failed, last) = db::failed_rows(store, 100).await?;
     let mut parked = Vec::with_capacity(failed.len());
     for r in failed {
+        let sync = record_of(store, &r.event_id).await?;
         parked.push(ParkedEvent {
-            codes: codes_of(store, &r.event_id).await?,
+            codes: park_codes(&sync),
+            park: sync.parked.as_ref().map(|(step, code, reason)| Park {
+                step: step.clone(),
+                code: code.clone(),
+                reason: reason.clone(),
+                fix: fix_for(code),
+            }),
+            participants: sync
+                .participants
+                .iter()
+                .filter_map(|(id, p)| {
+                    p.parked.as_ref().map(|(code, reason)| ParkedParticipant {
+                        participant_id: id.clone(),
+                        code: code.clone(),
+                        reason: reason.clone(),
+                        fix: fix_for(code),
+                    })
+                })
+                .collect(),
             event_id: r.event_id,
             saga_parked: r.parked,
             reason: r.reason,
             since: at(r.updated_at_ms),
         });
     }
+    // The attempt the record counted (the work row's count restarts with every claim).
+    let last_attempt = match &last {
+        Some(r) => record_of(store, &r.event_id)
+            .await?
+            .last_failure
+            .map(|f| i64::from(f.attempt)),
+        None => None,
+    };
     Ok(SagaStatus {
         checkpoint,
         head,
@@ -87,7 +139,7 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
             event_id: r.event_id,
             state: r.state,
             reason: r.reason.unwrap_or_default(),
-            attempts: r.attempts,
+            attempts: last_attempt.unwrap_or(r.attempts).max(r.attempts),
             next_attempt_at: at(r.next_attempt_at),
             at: at(r.updated_at_ms),
         }),
@@ -132,14 +184,50 @@ pub fn park_codes(sync: &MoodleSync) -> Vec<String> {
     codes
 }
 
-/// [`park_codes`] of an event's record.
-async fn codes_of(store: &Store, event_id: &str) -> Result<Vec<String>, SagaError> {
-    let sync = store
+/// An event's saga record (empty when there is none).
+async fn record_of(store: &Store, event_id: &str) -> Result<MoodleSync, SagaError> {
+    Ok(store
         .load::<MoodleSync>(event_id)
         .await?
         .map(|(s, _)| s)
-        .unwrap_or_default();
-    Ok(park_codes(&sync))
+        .unwrap_or_default())
+}
+
+/// [`park_codes`] of an event's record.
+async fn codes_of(store: &Store, event_id: &str) -> Result<Vec<String>, SagaError> {
+    Ok(park_codes(&record_of(store, event_id).await?))
+}
+
+/// Retries one parked participant of OpenVLE event `event_id`: records `ParticipantResumed`
+/// when they are parked and queues the event again at once. Returns whether they were parked.
+pub async fn retry_participant(
+    store: &Store,
+    event_id: &str,
+    participant_id: &str,
+    by: &str,
+) -> Result<bool, SagaError> {
+    db::ensure_schema(store).await?;
+    let meta = CommandMeta::new(by.to_string());
+    let appended = store
+        .execute::<MoodleSync>(
+            event_id,
+            MoodleSyncCommand::ResumeParticipant {
+                participant_id: participant_id.to_string(),
+                by: by.to_string(),
+            },
+            &meta,
+        )
+        .await
+        .map_err(|e| match e {
+            CommandError::Store(s) => SagaError::Store(s),
+            other => SagaError::Record(other.to_string()),
+        })?;
+    let position = match appended.last_position() {
+        Some(p) => p,
+        None => store.head().await?,
+    };
+    db::requeue(store, event_id, position).await?;
+    Ok(!appended.is_empty())
 }
 
 /// Resumes every parked event, or (`code`) those parked with that code (the saga's own park or a

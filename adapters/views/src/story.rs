@@ -139,6 +139,9 @@ fn event_sentence(e: EventEvent) -> String {
                 day(schedule.ends_at)
             )
         }
+        EventEvent::TemplateChanged { template_course_id } => {
+            format!("Moodle template changed to course {template_course_id} (for a course not made yet)")
+        }
         EventEvent::ParticipantAdded { participant } => {
             format!("participant {} added", who(&participant))
         }
@@ -312,6 +315,9 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
             short(&reason, 80)
         ),
         MoodleSyncEvent::Resumed { by } => format!("resumed by {by}"),
+        MoodleSyncEvent::ParticipantResumed { participant_id, by } => {
+            format!("participant {participant_id} retried by {by}")
+        }
         MoodleSyncEvent::DriftObserved { drift, applied, by } => {
             if drift.is_empty() {
                 format!("reconcile by {by}: Moodle matches the log")

@@ -424,6 +424,7 @@ fn a_change_renames_and_re_dates_and_a_same_change_records_nothing() {
         name: Some("Autumn run".into()),
         starts_at: Some(Some(1_800_000_000)),
         ends_at: None,
+        template_course_id: None,
     };
     let events = ev
         .decide(EventCommand::Change {
@@ -473,5 +474,66 @@ fn a_change_renames_and_re_dates_and_a_same_change_records_nothing() {
             .unwrap_err()
             .code(),
         "event_ended"
+    );
+}
+
+fn patch_template(t: i64) -> EventCommand {
+    EventCommand::Change {
+        patch: EventPatch {
+            template_course_id: Some(t),
+            ..EventPatch::default()
+        },
+    }
+}
+
+#[test]
+fn a_parked_deploy_can_be_pointed_at_another_template_even_once_ended() {
+    let mut ev = VleEvent::default();
+    cqrs_es::Aggregate::apply(&mut ev, deployed());
+    let current = ev.template_course_id.unwrap();
+    assert_eq!(ev.decide(patch_template(current)).unwrap(), vec![]);
+    assert_eq!(
+        ev.decide(patch_template(current + 40)).unwrap(),
+        vec![EventEvent::TemplateChanged {
+            template_course_id: current + 40
+        }]
+    );
+    assert_eq!(
+        ev.decide(patch_template(0)).unwrap_err().code(),
+        "invalid_field"
+    );
+    cqrs_es::Aggregate::apply(&mut ev, EventEvent::Ended);
+    // Alone, on an ended event: accepted (its course may still be to make).
+    assert_eq!(ev.decide(patch_template(current + 40)).unwrap().len(), 1);
+    // With a rename, refused as any rename of an ended event is.
+    let both = EventCommand::Change {
+        patch: EventPatch {
+            name: Some("x".into()),
+            template_course_id: Some(current + 40),
+            ..EventPatch::default()
+        },
+    };
+    assert_eq!(ev.decide(both).unwrap_err().code(), "event_ended");
+    cqrs_es::Aggregate::apply(&mut ev, EventEvent::Deleted);
+    assert_eq!(
+        ev.decide(patch_template(current + 40)).unwrap_err().code(),
+        "event_deleted"
+    );
+}
+
+#[test]
+fn an_event_deployed_without_a_template_has_none_to_change() {
+    let mut ev = VleEvent::default();
+    let mut d = deployed();
+    if let EventEvent::Deployed {
+        template_course_id, ..
+    } = &mut d
+    {
+        *template_course_id = None;
+    }
+    cqrs_es::Aggregate::apply(&mut ev, d);
+    assert_eq!(
+        ev.decide(patch_template(7)).unwrap_err().code(),
+        "event_not_linked"
     );
 }

@@ -204,9 +204,19 @@ pub enum MoodleSyncEvent {
         code: String,
         reason: String,
         caused_by: Uuid,
+        /// The sequence of the event's own stream the saga had read when it parked: a later
+        /// rename, template change, end or delete lifts the park (None: only a `Resumed` does,
+        /// as for parks recorded before this was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_sequence: Option<u64>,
     },
     /// An operator resumed a parked saga (parked participants are retried too).
     Resumed {
+        by: String,
+    },
+    /// An operator retried one parked participant (the rest stays as it is).
+    ParticipantResumed {
+        participant_id: String,
         by: String,
     },
     /// A reconcile compared Moodle with the log: `drift` is every difference it saw (empty: none
@@ -273,6 +283,7 @@ impl DomainEvent for MoodleSyncEvent {
             MoodleSyncEvent::ParticipantParked { .. } => "ParticipantParked",
             MoodleSyncEvent::Parked { .. } => "Parked",
             MoodleSyncEvent::Resumed { .. } => "Resumed",
+            MoodleSyncEvent::ParticipantResumed { .. } => "ParticipantResumed",
             MoodleSyncEvent::DriftObserved { .. } => "DriftObserved",
             MoodleSyncEvent::CourseAbsent { .. } => "CourseAbsent",
             MoodleSyncEvent::CourseDuplicationStarted { .. } => "CourseDuplicationStarted",

@@ -68,6 +68,9 @@ pub struct MoodleSync {
     pub participants: BTreeMap<String, RecordedParticipant>,
     /// Why the saga is parked (`step`, `code`, `reason`), if it is.
     pub parked: Option<(String, String, String)>,
+    /// The event stream's sequence the saga had read when it parked (see `Parked`).
+    #[serde(default)]
+    pub parked_at: Option<u64>,
     pub last_failure: Option<LastFailure>,
     /// Failed attempts since the last success of that step (drives backoff).
     pub attempts: u32,
@@ -95,6 +98,8 @@ pub enum MoodleSyncCommand {
     Record(Vec<MoodleSyncEvent>),
     /// An operator resumes a parked saga.
     Resume { by: String },
+    /// An operator retries one parked participant.
+    ResumeParticipant { participant_id: String, by: String },
 }
 
 impl MoodleSync {
@@ -162,6 +167,19 @@ impl Aggregate for MoodleSync {
                     self.parked.is_some() || self.participants.values().any(|p| p.parked.is_some());
                 if anything_parked {
                     sink.write(MoodleSyncEvent::Resumed { by }, self).await;
+                }
+            }
+            MoodleSyncCommand::ResumeParticipant { participant_id, by } => {
+                let parked = self
+                    .participants
+                    .get(&participant_id)
+                    .is_some_and(|p| p.parked.is_some());
+                if parked {
+                    sink.write(
+                        MoodleSyncEvent::ParticipantResumed { participant_id, by },
+                        self,
+                    )
+                    .await;
                 }
             }
         }
@@ -332,12 +350,23 @@ impl Aggregate for MoodleSync {
                 p.parked_for = Some(caused_by);
             }
             MoodleSyncEvent::Parked {
-                step, code, reason, ..
+                step,
+                code,
+                reason,
+                at_sequence,
+                ..
             } => {
                 self.parked = Some((step, code, reason));
+                self.parked_at = at_sequence;
+            }
+            MoodleSyncEvent::ParticipantResumed { participant_id, .. } => {
+                if let Some(p) = self.participants.get_mut(&participant_id) {
+                    p.parked = None;
+                }
             }
             MoodleSyncEvent::Resumed { .. } => {
                 self.parked = None;
+                self.parked_at = None;
                 self.attempts = 0;
                 for p in self.participants.values_mut() {
                     p.parked = None;

@@ -72,6 +72,7 @@ async fn resume_only_when_parked() {
         code: "wsnoinstance".into(),
         reason: "no manual enrolment".into(),
         caused_by: Uuid::nil(),
+        at_sequence: Some(1),
     };
     Saga::with(())
         .given(vec![dup(10), parked])
@@ -108,4 +109,42 @@ fn fold_tracks_enrolment_and_parking() {
     assert!(s.participant("p2").and_then(|p| p.parked.clone()).is_some());
     s.apply(MoodleSyncEvent::Resumed { by: "op".into() });
     assert!(s.participant("p2").and_then(|p| p.parked.clone()).is_none());
+}
+
+#[tokio::test]
+async fn one_parked_participant_is_retried_alone() {
+    let parked = |id: &str| MoodleSyncEvent::ParticipantParked {
+        participant_id: id.into(),
+        code: "email_taken".into(),
+        reason: "another account".into(),
+        caused_by: Uuid::nil(),
+    };
+    let resume = |id: &str| MoodleSyncCommand::ResumeParticipant {
+        participant_id: id.into(),
+        by: "op".into(),
+    };
+    Saga::with(())
+        .given(vec![dup(10), parked("p1"), parked("p2")])
+        .when_async(resume("p1"))
+        .await
+        .then_expect_events(vec![MoodleSyncEvent::ParticipantResumed {
+            participant_id: "p1".into(),
+            by: "op".into(),
+        }]);
+    // Not parked (or unknown): nothing is recorded.
+    Saga::with(())
+        .given(vec![dup(10), parked("p2")])
+        .when_async(resume("p1"))
+        .await
+        .then_expect_events(vec![]);
+    let mut s = MoodleSync::default();
+    for e in [dup(10), parked("p1"), parked("p2")] {
+        s.apply(e);
+    }
+    s.apply(MoodleSyncEvent::ParticipantResumed {
+        participant_id: "p1".into(),
+        by: "op".into(),
+    });
+    assert!(s.participants["p1"].parked.is_none());
+    assert!(s.participants["p2"].parked.is_some());
 }

@@ -107,6 +107,10 @@ pub struct Desired {
     pub ended: Option<Cause>,
     /// The `Deleted` event.
     pub deleted: Option<Cause>,
+    /// The last change that lifts a parked saga: a rename or new dates, another template, the
+    /// end, the delete ([`super::park_stands`]).
+    #[serde(default)]
+    pub park_lift: Option<Cause>,
     /// The sequence of the last event folded (0: none).
     pub sequence: u64,
 }
@@ -168,6 +172,11 @@ impl Desired {
                 self.name = name;
                 self.schedule = schedule;
                 self.changed = Some(cause);
+                self.park_lift = Some(cause);
+            }
+            EventEvent::TemplateChanged { template_course_id } => {
+                self.template_course_id = Some(template_course_id);
+                self.park_lift = Some(cause);
             }
             EventEvent::ParticipantAdded { participant } => {
                 self.removed.retain(|r| r.participant.id != participant.id);
@@ -206,10 +215,12 @@ impl Desired {
             EventEvent::Ended => {
                 self.status = Status::Ended;
                 self.ended = Some(cause);
+                self.park_lift = Some(cause);
             }
             EventEvent::Deleted => {
                 self.status = Status::Deleted;
                 self.deleted = Some(cause);
+                self.park_lift = Some(cause);
             }
         }
     }

@@ -35,6 +35,7 @@
 pub mod course;
 pub mod desired;
 pub mod duplication;
+pub mod fixes;
 pub mod matching;
 pub mod naming;
 pub mod observe;
@@ -56,9 +57,10 @@ pub use duplication::{
 pub use observe::{
     to_observe, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment, Reconciliation,
 };
+pub use fixes::{fix_for, FIXES};
 pub use outcome::{Failure, Interruption, Next, RetryPolicy, StepResult};
 pub use outstanding::{
-    in_scope, outstanding, wants, Compared, CourseWork, Outstanding, SyncState, Want,
+    in_scope, outstanding, park_stands, wants, Compared, CourseWork, Outstanding, SyncState, Want,
 };
 pub use plan::{
     plan, EnrolItem, EnsureCourse, LinkUsers, ParkItem, Plan, RemoveItem, Step, UnassignItem,

@@ -113,12 +113,15 @@ pub fn attempt_of(recorded: &MoodleSync) -> u32 {
 }
 
 /// The facts that record `failure` of `step` as attempt `attempt`: `StepFailed`, then `Parked`
-/// when it is permanent or the last attempt allowed.
+/// when it is permanent or the last attempt allowed. `at_sequence` is how far the event's own
+/// stream was read ([`Desired::sequence`](super::Desired)): a later course-level change lifts
+/// the park ([`super::park_stands`]).
 pub fn failure_facts(
     step: &Step,
     failure: &Failure,
     attempt: u32,
     max_attempts: u32,
+    at_sequence: u64,
 ) -> Vec<MoodleSyncEvent> {
     let cause = step.cause().event_id;
     let mut facts = vec![MoodleSyncEvent::StepFailed {
@@ -135,6 +138,7 @@ pub fn failure_facts(
         code: failure.code.clone(),
         reason,
         caused_by: cause,
+        at_sequence: Some(at_sequence),
     };
     if !failure.transient {
         facts.push(parked(failure.message.clone()));

@@ -262,6 +262,20 @@ pub fn course_must_go(desired: &Desired, recorded: &MoodleSync, settings: &SagaS
         && !recorded.course_kept
 }
 
+/// Whether the saga's park still holds: until an operator resumes it, or (for a park that kept
+/// how far it had read) until the event changes in a way that can make the failed step moot or
+/// right: a rename or new dates, another template, the end, the delete. One rule for the
+/// planner, the view and the status.
+pub fn park_stands(desired: &Desired, recorded: &MoodleSync) -> bool {
+    if recorded.parked.is_none() {
+        return false;
+    }
+    match (recorded.parked_at, desired.park_lift) {
+        (Some(at), Some(lift)) => lift.sequence <= at,
+        _ => true,
+    }
+}
+
 /// Compares the desired state of one event with its recorded state.
 pub fn outstanding<'a>(
     desired: &'a Desired,
@@ -270,7 +284,7 @@ pub fn outstanding<'a>(
 ) -> Outstanding<'a> {
     let mut out = Outstanding {
         not_compared: None,
-        saga_parked: recorded.parked.is_some(),
+        saga_parked: park_stands(desired, recorded),
         course: None,
         visibility: None,
         course_update: None,

@@ -607,6 +607,7 @@ fn a_parked_saga_plans_nothing_until_resumed() {
         code: "invalidcourseid".into(),
         reason: "template missing".into(),
         caused_by: Uuid::nil(),
+        at_sequence: Some(1),
     });
     let p = plan(&d, &r, &settings());
     assert!(p.is_empty());
@@ -944,4 +945,83 @@ fn the_view_fingerprint_is_the_json_databases_hold() {
         ..settings()
     };
     assert_ne!(read, other.view_fingerprint());
+}
+
+fn park(at_sequence: Option<u64>) -> MoodleSyncEvent {
+    MoodleSyncEvent::Parked {
+        step: "ensure_course".into(),
+        code: "invalidcourseid".into(),
+        reason: "no such template".into(),
+        caused_by: cause(1).event_id,
+        at_sequence,
+    }
+}
+
+#[test]
+fn a_parked_deploy_stands_until_the_event_changes_at_course_level() {
+    let s = settings();
+    let events = vec![deployed(Some(2), vec![person("p1", Role::Student)])];
+    let mut r = MoodleSync::default();
+    r.apply(park(Some(1)));
+    let d = desired(events.clone());
+    assert!(park_stands(&d, &r));
+    assert!(plan(&d, &r, &s).is_empty());
+    assert_eq!(plan(&d, &r, &s).state, SyncState::Failed);
+    // A participant added is no reason to try the template again.
+    let mut more = events.clone();
+    more.push(EventEvent::ParticipantAdded {
+        participant: person("p2", Role::Student),
+    });
+    assert!(park_stands(&desired(more.clone()), &r));
+    // Another template, an end, a delete: the planner looks again.
+    for change in [
+        EventEvent::TemplateChanged {
+            template_course_id: 9,
+        },
+        EventEvent::Ended,
+        EventEvent::Deleted,
+    ] {
+        let mut later = more.clone();
+        later.push(change.clone());
+        let d = desired(later);
+        assert!(!park_stands(&d, &r), "{change:?}");
+        let p = plan(&d, &r, &s);
+        // Deleted, with courses kept: nothing is left to do at all.
+        assert_ne!(p.state, SyncState::Failed, "{change:?}: {p:?}");
+        assert!(
+            !p.is_empty() || matches!(change, EventEvent::Deleted),
+            "{change:?}: {p:?}"
+        );
+    }
+    // The new template is the one the duplication copies.
+    let mut later = more;
+    later.push(EventEvent::TemplateChanged {
+        template_course_id: 9,
+    });
+    let p = plan(&desired(later), &r, &s);
+    assert!(
+        format!("{:?}", p.next()).contains("template_course_id: 9"),
+        "{p:?}"
+    );
+    // A park recorded before parks kept their sequence stands until resumed.
+    let mut old = MoodleSync::default();
+    old.apply(park(None));
+    let mut ended = events;
+    ended.push(EventEvent::Ended);
+    assert!(park_stands(&desired(ended), &old));
+}
+
+#[test]
+fn a_deleted_parked_deploy_ends_without_a_course() {
+    let s = SagaSettings {
+        delete_course_on_event_delete: true,
+        ..settings()
+    };
+    let mut r = MoodleSync::default();
+    r.apply(park(Some(1)));
+    let d = desired(vec![deployed(Some(2), vec![]), EventEvent::Deleted]);
+    // It looks for a course a lost answer may have made, finds none, and is done.
+    let steps = converge(&d, &mut r, &s);
+    assert!(!steps.is_empty());
+    assert_eq!(plan(&d, &r, &s).state, SyncState::InSync, "{steps:?}");
 }

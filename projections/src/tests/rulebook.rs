@@ -168,7 +168,7 @@ impl History {
                 self.current = participants.clone();
                 self.status = Status::Deployed;
             }
-            EventEvent::EventChanged { .. } => {}
+            EventEvent::EventChanged { .. } | EventEvent::TemplateChanged { .. } => {}
             EventEvent::ParticipantAdded { participant } => self.current.push(participant.clone()),
             EventEvent::ParticipantRemoved { participant } => {
                 self.current.retain(|p| p.id != participant.id)
@@ -307,6 +307,7 @@ impl History {
                 code: "invalidrecord".into(),
                 reason: "template missing".into(),
                 caused_by: nil,
+                at_sequence: None,
             },
             Fact::Resumed => MoodleSyncEvent::Resumed { by: "op".into() },
             Fact::CourseLost => MoodleSyncEvent::CourseLost {

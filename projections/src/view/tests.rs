@@ -235,6 +235,7 @@ fn failures_parking_and_resume() {
             code: "invalidrecord".into(),
             reason: "template missing".into(),
             caused_by: Uuid::nil(),
+            at_sequence: None,
         },
         at(2),
     );

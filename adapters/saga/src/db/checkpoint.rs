@@ -33,6 +33,9 @@ const UPSERT_WORK: &str = "INSERT INTO saga_work (event_id, wanted_position, upd
 const RESUME_WORK: &str = "UPDATE saga_work SET parked = FALSE, done_position = 0, \
      next_attempt_at = 0, attempts = 0, state = 'pending', reason = NULL, updated_at_ms = $2 \
      WHERE event_id = $1";
+/// (Attempts and the done position are kept: nothing was retried by a person.)
+const LIFT_PARK: &str = "UPDATE saga_work SET parked = FALSE, next_attempt_at = 0, \
+     state = 'pending', updated_at_ms = $2 WHERE event_id = $1 AND parked = TRUE";
 const MARK_DISABLED: &str = "INSERT INTO saga_checkpoints (name, position, updated_at_ms) \
      VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
      updated_at_ms = excluded.updated_at_ms";
@@ -55,6 +58,9 @@ pub struct Wanted {
     pub position: i64,
     /// Also lift a parking and process again (a `Resumed` was read).
     pub resume: bool,
+    /// A change that can lift a parked saga was read: queue a parked row again, for the
+    /// planner to tell whether the park still holds.
+    pub lift: bool,
 }
 
 /// Upserts work rows and moves the checkpoint from `from` to `to` in one transaction.
@@ -94,6 +100,12 @@ pub async fn advance(
                 .await?;
             if w.resume {
                 sqlx::query(RESUME_WORK)
+                    .bind(w.event_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            } else if w.lift {
+                sqlx::query(LIFT_PARK)
                     .bind(w.event_id.as_str())
                     .bind(now)
                     .execute(&mut *tx)

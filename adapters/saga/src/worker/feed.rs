@@ -13,6 +13,13 @@ use super::Worker;
 use crate::db::{self, Wanted};
 use crate::SagaError;
 
+/// Facts of the saga's record that hand a parked event back to the workers: an operator's retry.
+const RESUMING: &[&str] = &["Resumed", "ParticipantResumed"];
+
+/// Domain events that lift a parked saga (`projections::saga::park_stands`, which decides
+/// whether the park still holds): the work row is queued again for the planner to look.
+const LIFTING: &[&str] = &["EventChanged", "TemplateChanged", "Ended", "Deleted"];
+
 impl Worker {
     /// Reads the log from the checkpoint to the head, upserting one work row per OpenVLE event
     /// touched, and moves the checkpoint with them (one transaction per page). Returns the number
@@ -37,16 +44,20 @@ impl Worker {
             let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
             if self.inner.settings.enabled {
                 for row in &rows {
-                    let resume = row.aggregate_type == <MoodleSync as Aggregate>::TYPE
-                        && row.event_type == "Resumed";
-                    if row.aggregate_type == <VleEvent as Aggregate>::TYPE || resume {
+                    let sync = row.aggregate_type == <MoodleSync as Aggregate>::TYPE;
+                    let resume = sync && RESUMING.contains(&row.event_type.as_str());
+                    let vle = row.aggregate_type == <VleEvent as Aggregate>::TYPE;
+                    let lift = vle && LIFTING.contains(&row.event_type.as_str());
+                    if vle || resume {
                         let w = wanted.entry(row.aggregate_id.clone()).or_insert(Wanted {
                             event_id: row.aggregate_id.clone(),
                             position: row.position,
                             resume: false,
+                            lift: false,
                         });
                         w.position = w.position.max(row.position);
                         w.resume |= resume;
+                        w.lift |= lift;
                     }
                 }
             }

@@ -185,7 +185,13 @@ impl Worker {
                     "moodle step failed: {}",
                     f.message
                 );
-                facts.extend(outcome::failure_facts(step, f, attempt, cfg.max_attempts));
+                facts.extend(outcome::failure_facts(
+                    step,
+                    f,
+                    attempt,
+                    cfg.max_attempts,
+                    desired.sequence,
+                ));
             } else {
                 tracing::debug!(
                     event = id,
@@ -266,6 +272,7 @@ impl Worker {
                     code: e.code().to_string(),
                     reason: reason.clone(),
                     caused_by: cause,
+                    at_sequence: None,
                 };
                 store
                     .execute::<MoodleSync>(id, MoodleSyncCommand::Record(vec![parked]), &meta)

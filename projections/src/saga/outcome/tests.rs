@@ -59,7 +59,7 @@ fn a_transient_failure_is_recorded_and_retried_with_the_attempt_counted() {
     let step = step();
     // then attempt 3 is recorded, not parked,
     assert_eq!(attempt, 3);
-    let facts = failure_facts(&step, &f, attempt, 20);
+    let facts = failure_facts(&step, &f, attempt, 20, 4);
     assert_eq!(
         facts,
         vec![MoodleSyncEvent::StepFailed {
@@ -92,7 +92,7 @@ fn the_last_attempt_allowed_parks_with_the_reason() {
     // Given max_attempts 3, when attempt 3 fails transiently, then it is parked.
     assert!(gave_up(3, 3));
     assert!(!gave_up(3, 2));
-    let facts = failure_facts(&step, &f, 3, 3);
+    let facts = failure_facts(&step, &f, 3, 3, 4);
     assert_eq!(facts.len(), 2);
     assert_eq!(
         facts[1],
@@ -101,6 +101,7 @@ fn the_last_attempt_allowed_parks_with_the_reason() {
             code: "http_503".into(),
             reason: "gave up after 3 attempts (max_attempts 3): Moodle did not answer".into(),
             caused_by: CAUSE,
+            at_sequence: Some(4),
         }
     );
     assert_eq!(
@@ -120,7 +121,7 @@ fn max_attempts_zero_never_parks() {
     // Given max_attempts 0, when the step has failed a great many times, then it still retries.
     for attempt in [1, 20, 1_000, u32::MAX] {
         assert!(!gave_up(0, attempt));
-        assert_eq!(failure_facts(&step, &f, attempt, 0).len(), 1);
+        assert_eq!(failure_facts(&step, &f, attempt, 0, 4).len(), 1);
         let next = after_step(&result(&step, Some(&f)), false, attempt, 0, &policy(0), 0);
         assert!(matches!(next, Next::Retry { .. }), "{next:?}");
     }
@@ -142,7 +143,7 @@ fn max_attempts_zero_never_parks() {
 fn a_permanent_failure_parks_at_once() {
     let step = step();
     let f = Failure::permanent("nopermissions", "no".into());
-    let facts = failure_facts(&step, &f, 1, 20);
+    let facts = failure_facts(&step, &f, 1, 20, 4);
     assert_eq!(facts.len(), 2);
     assert!(
         matches!(&facts[1], MoodleSyncEvent::Parked { reason, code, .. } if reason == "no" && code == "nopermissions")
