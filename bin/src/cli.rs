@@ -154,6 +154,9 @@ pub enum Command {
         /// With --all: only those parked with this code (e.g. `wsnoinstance`, `unknown_category`).
         #[arg(long, requires = "all")]
         code: Option<String>,
+        /// Retry only this parked participant of the event (the rest stays as it is).
+        #[arg(long, requires = "event_id")]
+        participant: Option<String>,
     },
     /// Compare Moodle with what the log says, print the difference, and with `--apply` converge
     /// Moodle through the saga (each correction recorded as a saga event).
@@ -213,6 +216,15 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENVLE_HTTP_MAX_CONNECTIONS", default_value_t = api::MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub http_max_connections: u64,
+    /// Seconds between preflights of Moodle (`moodle check`, run once at start-up): their
+    /// verdict is in GET /api/v1/status and the openvle_moodle_check_* metrics, and logged
+    /// when it changes. 0: at start-up only.
+    #[arg(
+        long,
+        env = "OPENVLE_MOODLE_CHECK_INTERVAL_SECS",
+        default_value_t = 300
+    )]
+    pub moodle_check_interval_secs: u64,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }

@@ -111,8 +111,10 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
             event_id,
             all: every,
             code,
-        } => match event_id {
-            Some(event_id) if !every => cmd::ops::retry(all()?, &event_id).await?,
+            participant,
+        } => match (event_id, participant) {
+            (Some(event_id), Some(p)) => cmd::ops::retry_participant(all()?, &event_id, &p).await?,
+            (Some(event_id), None) if !every => cmd::ops::retry(all()?, &event_id).await?,
             _ => cmd::ops::retry_parked(all()?, code.as_deref()).await?,
         },
         Command::Demo(args) => cmd::demo::run(args).await?,

@@ -35,7 +35,9 @@ pub enum DomainError {
     TooManyParticipants { count: usize, max: usize },
     #[error("invalid {field}: {reason}")]
     InvalidCourseTemplate { field: String, reason: String },
-    #[error("event {0:?} was deployed without a Moodle template course: there is no template to change")]
+    #[error(
+        "event {0:?} was deployed without a Moodle template course: there is no template to change"
+    )]
     EventNotLinked(String),
     #[error("saga record refused: {0}")]
     SagaInvariant(String),

@@ -229,6 +229,7 @@ pub fn code(body: &Value) -> &str {
 }
 
 pub mod binary;
+pub mod control;
 pub mod drive;
 pub mod lifecycle;
 pub mod proxy;

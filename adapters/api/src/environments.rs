@@ -89,7 +89,16 @@ async fn check_targets(
         .into_iter()
         .filter(|t| !was.contains(t))
         .collect();
-    let missing = moodle::targets::missing(client, &targets)
+    require_targets(client, &targets).await
+}
+
+/// 422 `unknown_template_course` / `unknown_category` for the first of `targets` Moodle does
+/// not have (details: the field and the id), 502 when Moodle cannot be asked.
+pub(crate) async fn require_targets(
+    client: &moodle::MoodleClient,
+    targets: &[(&str, moodle::Target)],
+) -> Result<(), ApiError> {
+    let missing = moodle::targets::missing(client, targets)
         .await
         .map_err(crate::moodle_routes::moodle_error)?;
     match missing.first() {

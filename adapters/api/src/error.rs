@@ -126,7 +126,8 @@ impl From<DomainError> for ApiError {
             DomainError::EventNotFound(v)
             | DomainError::EventAlreadyDeployed(v)
             | DomainError::EventEnded(v)
-            | DomainError::EventDeleted(v) => json!({ "id": v }),
+            | DomainError::EventDeleted(v)
+            | DomainError::EventNotLinked(v) => json!({ "id": v }),
             DomainError::TooManyParticipants { count, max } => {
                 json!({ "count": count, "max": max })
             }

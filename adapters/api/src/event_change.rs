@@ -54,6 +54,9 @@ struct PatchBody {
     starts_at: Option<String>,
     #[serde(default)]
     ends_at: Option<String>,
+    /// Another template for a course not made yet (a deploy parked on a wrong template).
+    #[serde(default)]
+    moodle_template_course_id: Option<i64>,
 }
 
 /// A merge patch: an absent field is kept, a present one replaces, `null` clears a date; the
@@ -61,12 +64,14 @@ struct PatchBody {
 fn parse_patch(raw: &[u8]) -> Result<EventPatch, ApiError> {
     let fields: Map<String, Value> = body::parse(raw)?;
     let body: PatchBody = body::parse(raw)?;
-    if fields.get("name").is_some_and(Value::is_null) {
-        return Err(DomainError::invalid(
-            "name",
-            "cannot be cleared (null); send a name or leave it out",
-        )
-        .into());
+    for field in ["name", "moodle_template_course_id"] {
+        if fields.get(field).is_some_and(Value::is_null) {
+            return Err(DomainError::invalid(
+                field,
+                "cannot be cleared (null); send a value or leave it out",
+            )
+            .into());
+        }
     }
     let date = |field: &str, value: &Option<String>| -> Result<Option<Option<i64>>, ApiError> {
         match (fields.get(field), value) {
@@ -79,6 +84,7 @@ fn parse_patch(raw: &[u8]) -> Result<EventPatch, ApiError> {
         starts_at: date("starts_at", &body.starts_at)?,
         ends_at: date("ends_at", &body.ends_at)?,
         name: body.name,
+        template_course_id: body.moodle_template_course_id,
     })
 }
 
@@ -111,6 +117,9 @@ pub(crate) async fn change_event(
         "change_event",
         raw,
         move |state, meta| async move {
+            if let Some(template) = patch.template_course_id {
+                check_template(&state, &id, template).await?;
+            }
             let appended =
                 commands::execute::<VleEvent>(&state, &id, &meta, || EventCommand::Change {
                     patch: patch.clone(),
@@ -121,6 +130,30 @@ pub(crate) async fn change_event(
         },
     )
     .await
+}
+
+/// A template change reaches only a course not made yet: 409 `course_already_made` when the
+/// event has its course (its content is Moodle's and the teachers' now), 422
+/// `unknown_template_course` when Moodle has no such course (nothing is appended either way).
+async fn check_template(state: &AppState, id: &str, template: i64) -> Result<(), ApiError> {
+    let view = crate::events::view_or_404(state, id).await?;
+    if let Some(course) = view.moodle.course_id {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "course_already_made",
+            format!(
+                "event {id}'s Moodle course {course} exists already: a template change reaches \
+                 only a course not made yet"
+            ),
+        )
+        .with_details(serde_json::json!({ "course_id": course })));
+    }
+    if let Some(client) = state.moodle() {
+        let target = moodle::Target::TemplateCourse(template);
+        crate::environments::require_targets(client, &[("moodle_template_course_id", target)])
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

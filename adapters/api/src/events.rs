@@ -51,7 +51,7 @@ pub(crate) async fn load_view(state: &AppState, id: &str) -> Result<Option<Event
 
 /// A read-model failure as an answer: the store's own classification (503 when unavailable),
 /// anything else a 500.
-fn views_error(e: views::ViewsError) -> ApiError {
+pub(crate) fn views_error(e: views::ViewsError) -> ApiError {
     match e {
         views::ViewsError::Store(e) => ApiError::from(e),
         other => {

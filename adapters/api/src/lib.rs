@@ -20,12 +20,15 @@ mod environments;
 mod error;
 mod event_change;
 mod events;
+pub mod health;
 mod identity;
+mod lists;
 pub mod metrics;
 mod moodle_routes;
 mod ops;
 mod participants;
 mod server;
+mod status;
 
 use std::fmt;
 use std::future::Future;
@@ -168,6 +171,18 @@ pub trait SagaControl: Send + Sync + 'static {
         code: Option<&'a str>,
         by: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, String>>;
+
+    /// Retries one parked participant of an event. `Ok(true)` when they were parked.
+    fn retry_participant<'a>(
+        &'a self,
+        event_id: &'a str,
+        participant_id: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<bool, String>>;
+
+    /// Where the saga stands (`openvle-moodle status --json`): lag, in flight, parked events
+    /// and participants with code, reason and fix, the last Moodle error.
+    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, String>>;
 }
 
 /// Everything a request handler needs. Cheap to clone.
@@ -181,6 +196,7 @@ struct Inner {
     config: ApiConfig,
     moodle: Option<moodle::MoodleClient>,
     saga: Option<Arc<dyn SagaControl>>,
+    health: health::Health,
 }
 
 impl AppState {
@@ -208,6 +224,7 @@ impl AppState {
                 config,
                 moodle,
                 saga: None,
+                health: health::Health::default(),
             }),
         }
     }
@@ -232,6 +249,7 @@ impl AppState {
                 config: shared.config.clone(),
                 moodle: shared.moodle.clone(),
                 saga: shared.saga.clone(),
+                health: shared.health.clone(),
             },
         };
         f(&mut inner);
@@ -256,6 +274,11 @@ impl AppState {
         }
     }
 
+    /// The last preflight of Moodle ([`health::run`] keeps it fresh).
+    pub fn health(&self) -> &health::Health {
+        &self.inner.health
+    }
+
     pub(crate) fn saga(&self) -> Option<&Arc<dyn SagaControl>> {
         self.inner.saga.as_ref()
     }
@@ -266,6 +289,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/environments/{environment_id}"),
     ("GET", "/api/v1/environments/{environment_id}"),
     ("POST", "/api/v1/events"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/participants"),
     ("GET", "/api/v1/events/{id}"),
     ("DELETE", "/api/v1/events/{id}"),
     ("PATCH", "/api/v1/events/{id}"),
@@ -285,6 +310,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/capabilities"),
+    ("GET", "/api/v1/status"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -300,7 +326,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/environments/{environment_id}",
             put(environments::put_environment).get(environments::get_environment),
         )
-        .route("/api/v1/events", post(events::deploy).layer(deploy_limit))
+        .route(
+            "/api/v1/events",
+            post(events::deploy)
+                .layer(deploy_limit)
+                .get(lists::list_events),
+        )
+        .route("/api/v1/participants", get(lists::find_participants))
         .route(
             "/api/v1/events/{id}",
             get(events::get_event)
@@ -329,6 +361,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/capabilities", get(ops::capabilities))
+        .route("/api/v1/status", get(status::status))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -23,12 +23,27 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Moodle calls: a duplication runs a backup and a restore in the request, up to
+/// MOODLE_DUPLICATE_TIMEOUT_SECS (600 by default), so the buckets reach past it.
+const MOODLE_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1200.0, 1800.0,
+];
+
 /// The process-wide Prometheus handle; installs the global recorder on first use. When another
 /// recorder is already installed, metrics go there and this handle renders an empty page.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "openvle_moodle_call_duration_seconds".to_string(),
+                    ),
+                    MOODLE_BUCKETS,
+                )
+            })
             .expect("static buckets are valid");
         match builder.install_recorder() {
             Ok(handle) => handle,
@@ -96,6 +111,27 @@ pub fn init() {
         "OpenVLE events parked until a person acts (see status)"
     );
     metrics::describe_gauge!(
+        "openvle_moodle_parked",
+        "Parked OpenVLE events by the code they are parked with (docs/operations.md says what to do)"
+    );
+    metrics::describe_gauge!(
+        "openvle_moodle_up",
+        "1 when the last preflight reached Moodle and its token was accepted"
+    );
+    metrics::describe_gauge!(
+        "openvle_moodle_check_ok",
+        "1 when the last preflight (moodle check) found no problem"
+    );
+    metrics::describe_gauge!(
+        "openvle_moodle_check_problems",
+        "Problems the last preflight found (GET /api/v1/moodle/check lists them)"
+    );
+    metrics::describe_gauge!(
+        "openvle_moodle_check_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "When the last preflight ran (unix time)"
+    );
+    metrics::describe_gauge!(
         "openvle_moodle_drift",
         "Differences the last reconcile found between the log and Moodle, by kind"
     );
@@ -142,4 +178,25 @@ pub(crate) async fn track_requests(request: Request, next: Next) -> Response {
     )
     .record(elapsed);
     response
+}
+
+#[cfg(test)]
+mod doc_tests {
+    /// docs/api.md lists every metric this crate describes (and so every one the engine has).
+    #[test]
+    fn the_api_guide_lists_every_metric() {
+        let doc = include_str!("../../../docs/api.md");
+        let src = include_str!("metrics.rs");
+        let mut missing = Vec::new();
+        for part in src.split('"').skip(1).step_by(2) {
+            let name = part.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if part.starts_with("openvle_") && !part.ends_with('_') && name {
+                if !doc.contains(&format!("`{part}`")) {
+                    missing.push(part.to_string());
+                }
+            }
+        }
+        missing.dedup();
+        assert!(missing.is_empty(), "docs/api.md lacks {missing:?}");
+    }
 }

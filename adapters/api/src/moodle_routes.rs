@@ -27,9 +27,10 @@ pub(crate) fn moodle_error(e: MoodleError) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string()).with_details(details)
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-fn params(query: Params, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+/// The query's parameters; one not in `allowed` is 400 `invalid_request` naming it.
+pub(crate) fn params(query: Params, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
     let Query(map) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     if let Some(other) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(
@@ -143,8 +144,67 @@ pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, 
     ))
 }
 
-/// `POST /api/v1/moodle/retry` `{"code": "<code>"}` (or `{}`: every parked event): resumes the
-/// parked events, as `openvle-moodle retry --all [--code X]` does. Writers only (a POST).
+/// What `POST /api/v1/moodle/retry` resumes.
+#[derive(Debug, Clone)]
+enum RetryTarget {
+    /// Every parked event, or (`code`) those parked with it.
+    Parked(Option<String>),
+    /// One event (its saga and its parked participants).
+    Event(String),
+    /// One parked participant of one event.
+    Participant(String, String),
+}
+
+/// Parses the body: `{}` (or none), `{"code": C}`, `{"event_id": E}`, or
+/// `{"event_id": E, "participant_id": P}`; a code beside an event id is 422 `invalid_field`.
+fn retry_target(raw: &[u8], headers: &axum::http::HeaderMap) -> Result<RetryTarget, ApiError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        event_id: Option<String>,
+        #[serde(default)]
+        participant_id: Option<String>,
+    }
+    let body: Body = if raw.is_empty() {
+        Body::default()
+    } else {
+        crate::body::require_json(headers)?;
+        crate::body::parse(raw)?
+    };
+    match (body.code, body.event_id, body.participant_id) {
+        (code, None, None) => {
+            if let Some(code) = &code {
+                crate::body::plain_id("code", code)?;
+            }
+            Ok(RetryTarget::Parked(code))
+        }
+        (None, Some(event), None) => Ok(RetryTarget::Event(crate::body::event_id(&event)?)),
+        (None, Some(event), Some(participant)) => {
+            crate::body::plain_id("participant_id", &participant)?;
+            Ok(RetryTarget::Participant(
+                crate::body::event_id(&event)?,
+                participant,
+            ))
+        }
+        (None, None, Some(_)) => Err(domain::DomainError::invalid(
+            "event_id",
+            "is required beside participant_id",
+        )
+        .into()),
+        (Some(_), _, _) => Err(domain::DomainError::invalid(
+            "code",
+            "retries every event parked with it: leave it out to retry one event",
+        )
+        .into()),
+    }
+}
+
+/// `POST /api/v1/moodle/retry`: resumes every parked event (`{}`), those parked with a code
+/// (`{"code": C}`, as `openvle-moodle retry --all --code C`), one event (`{"event_id": E}`), or
+/// one parked participant (`{"event_id": E, "participant_id": P}`). Writers only (a POST).
 pub(crate) async fn retry_parked(
     State(state): State<AppState>,
     ctx: crate::commands::CommandCtx,
@@ -152,29 +212,15 @@ pub(crate) async fn retry_parked(
     raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        #[serde(default)]
-        code: Option<String>,
-    }
     let prepared = (|| {
         if !state.config().moodle.enabled {
             return Err(ApiError::moodle_disabled());
         }
         let raw = crate::body::bytes(raw)?;
-        let body: Body = if raw.is_empty() {
-            Body { code: None }
-        } else {
-            crate::body::require_json(&headers)?;
-            crate::body::parse(&raw)?
-        };
-        if let Some(code) = &body.code {
-            crate::body::plain_id("code", code)?;
-        }
-        Ok::<_, ApiError>((raw, body.code))
+        let target = retry_target(&raw, &headers)?;
+        Ok::<_, ApiError>((raw, target))
     })();
-    let (raw, code) = match prepared {
+    let (raw, target) = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::metrics::command("moodle_retry_parked", "rejected");
@@ -194,16 +240,38 @@ pub(crate) async fn retry_parked(
                     "no saga runs in this process to resume the parked events",
                 )
             })?;
-            let resumed = saga
-                .retry_parked(code.as_deref(), &meta.actor)
-                .await
-                .map_err(|e| {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e)
-                })?;
-            Ok((
-                StatusCode::ACCEPTED,
-                json!({ "code": code, "resumed": resumed }),
-            ))
+            let unavailable =
+                |e: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saga_unavailable", e);
+            let by = &meta.actor;
+            let answer = match &target {
+                RetryTarget::Parked(code) => {
+                    let resumed = saga
+                        .retry_parked(code.as_deref(), by)
+                        .await
+                        .map_err(unavailable)?;
+                    json!({ "code": code, "resumed": resumed })
+                }
+                RetryTarget::Event(id) => {
+                    crate::events::view_or_404(&state, id).await?;
+                    let resumed = saga.retry(id, by).await.map_err(unavailable)?;
+                    json!({ "event_id": id, "resumed": if resumed { vec![id.clone()] } else { Vec::new() } })
+                }
+                RetryTarget::Participant(id, participant) => {
+                    let view = crate::events::view_or_404(&state, id).await?;
+                    let known = view.participants.iter().any(|p| &p.id == participant)
+                        || view.moodle.enrolments.iter().any(|e| &e.participant_id == participant);
+                    if !known {
+                        return Err(domain::DomainError::ParticipantNotFound(participant.clone()).into());
+                    }
+                    let resumed = saga
+                        .retry_participant(id, participant, by)
+                        .await
+                        .map_err(unavailable)?;
+                    let resumed = if resumed { vec![participant.clone()] } else { Vec::new() };
+                    json!({ "event_id": id, "participant_id": participant, "resumed": resumed })
+                }
+            };
+            Ok((StatusCode::ACCEPTED, answer))
         },
     )
     .await

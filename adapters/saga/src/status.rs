@@ -73,6 +73,9 @@ pub struct SagaStatus {
     pub in_flight: i64,
     /// Events waiting for a person, newest first (at most 100).
     pub parked: Vec<ParkedEvent>,
+    /// How many parked events carry each code (all of them, not only the 100 listed; an event
+    /// parked with two codes counts under both).
+    pub parked_by_code: std::collections::BTreeMap<String, u64>,
     pub last_error: Option<LastError>,
 }
 
@@ -84,16 +87,26 @@ fn at(ms: i64) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Parked events listed by [`status`] (the counts cover all).
+const LISTED: usize = 100;
+
 /// The saga's status (creates its tables if the store's migrations did not).
 pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
     db::ensure_schema(store).await?;
     let checkpoint = db::checkpoint(store).await?;
     let head = store.head().await?;
     let counts = db::counts(store).await?;
-    let (failed, last) = db::failed_rows(store, 100).await?;
-    let mut parked = Vec::with_capacity(failed.len());
+    let (failed, last) = db::failed_rows(store, i64::from(u32::MAX)).await?;
+    let mut parked = Vec::with_capacity(failed.len().min(LISTED));
+    let mut parked_by_code = std::collections::BTreeMap::new();
     for r in failed {
         let sync = record_of(store, &r.event_id).await?;
+        for code in park_codes(&sync) {
+            *parked_by_code.entry(code).or_insert(0u64) += 1;
+        }
+        if parked.len() >= LISTED {
+            continue;
+        }
         parked.push(ParkedEvent {
             codes: park_codes(&sync),
             park: sync.parked.as_ref().map(|(step, code, reason)| Park {
@@ -135,6 +148,7 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
         pending: counts.pending,
         in_flight: counts.in_flight,
         parked,
+        parked_by_code,
         last_error: last.map(|r| LastError {
             event_id: r.event_id,
             state: r.state,

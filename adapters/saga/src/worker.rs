@@ -22,6 +22,7 @@ use crate::db;
 use crate::exec;
 use crate::{SagaConfig, SagaError};
 
+mod effects;
 mod feed;
 mod process;
 mod run;

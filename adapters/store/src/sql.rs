@@ -97,10 +97,13 @@ impl Backend {
     }
 
     /// The text of field `key` of the JSON column `column` (both trusted identifiers written in
-    /// the code, never input).
+    /// the code, never input); `a.b` names field `b` of object `a`.
     pub fn json_text(self, column: &str, key: &str) -> String {
         match self {
             Backend::Sqlite => format!("json_extract({column}, '$.{key}')"),
+            Backend::Postgres if key.contains('.') => {
+                format!("{column}#>>'{{{}}}'", key.replace('.', ","))
+            }
             Backend::Postgres => format!("{column}->>'{key}'"),
         }
     }

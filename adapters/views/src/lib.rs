@@ -23,6 +23,7 @@ mod db;
 mod error;
 mod fold;
 mod follow;
+pub mod list;
 mod lock;
 mod page;
 mod projector;
@@ -33,7 +34,7 @@ pub mod story;
 pub use db::{check_schema, CHECKPOINT};
 pub use error::ViewsError;
 pub use projector::{catch_up, run_projector, Projector, ProjectorOptions};
-pub use read::{current_fold, event_story, MoodleCourse, ViewsSnapshot};
+pub use read::{checkpoint, current_fold, event_story, MoodleCourse, ViewsSnapshot};
 pub use replay::{replay, ReplayOptions, ReplayPhase, ReplayProgress, ReplayReport};
 
 /// The public futures must be `Send` (they run in spawned tasks).

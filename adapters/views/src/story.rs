@@ -315,6 +315,13 @@ fn sync_sentence(e: MoodleSyncEvent) -> String {
             short(&reason, 80)
         ),
         MoodleSyncEvent::Resumed { by } => format!("resumed by {by}"),
+        MoodleSyncEvent::CourseDuplicationRefused { attempt, .. } => {
+            format!("duplication {attempt} refused by Moodle: nothing of it is running")
+        }
+        MoodleSyncEvent::ParkLifted { .. } => {
+            "park lifted: the event changed since (renamed, re-dated, another template, ended or deleted)"
+                .to_string()
+        }
         MoodleSyncEvent::ParticipantResumed { participant_id, by } => {
             format!("participant {participant_id} retried by {by}")
         }

@@ -158,6 +158,27 @@ pub async fn retry(settings: &Settings, event_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `retry EVENT --participant P`: retries one parked participant.
+pub async fn retry_participant(
+    settings: &Settings,
+    event_id: &str,
+    participant_id: &str,
+) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let by = format!("cli:{}", whoami());
+    let resumed = saga::retry_participant(&store, event_id, participant_id, &by)
+        .await
+        .context("retrying the participant")?;
+    if resumed {
+        println!(
+            "event {event_id}: participant {participant_id} retried; a worker picks it up now"
+        );
+    } else {
+        println!("event {event_id}: participant {participant_id} was not parked; re-queued for a fresh look");
+    }
+    Ok(())
+}
+
 /// `retry --all [--code X]`: resumes every parked event, or those parked with `code`.
 pub async fn retry_parked(settings: &Settings, code: Option<&str>) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
@@ -200,8 +221,17 @@ fn render_status(s: &saga::SagaStatus) -> String {
                 p.codes.join(", "),
                 p.reason.as_deref().unwrap_or("(no reason recorded)")
             ));
+            if let Some(park) = &p.park {
+                out.push_str(&format!("      fix: {}\n", park.fix));
+            }
+            for q in &p.participants {
+                out.push_str(&format!(
+                    "      participant {} [{}]: {}\n      fix: {}\n",
+                    q.participant_id, q.code, q.reason, q.fix
+                ));
+            }
         }
-        out.push_str("resume one with: openvle-moodle retry <event-id>; every one parked with a code: openvle-moodle retry --all --code <code>\n");
+        out.push_str("resume one with: openvle-moodle retry <event-id> [--participant <id>]; every one parked with a code: openvle-moodle retry --all --code <code>\n");
     }
     if let Some(e) = &s.last_error {
         out.push_str(&format!(

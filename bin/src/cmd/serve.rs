@@ -59,6 +59,26 @@ impl api::SagaControl for Retry {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn retry_participant<'a>(
+        &'a self,
+        event_id: &'a str,
+        participant_id: &'a str,
+        by: &'a str,
+    ) -> api::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            saga::retry_participant(&self.0, event_id, participant_id, by)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn status(&self) -> api::BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let status = saga::status(&self.0).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(status).map_err(|e| e.to_string())
+        })
+    }
 }
 
 pub fn saga_control(store: &store::Store) -> Arc<dyn api::SagaControl> {
@@ -140,12 +160,13 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let client = moodle_client(all)?;
-    let mut state = api::AppState::sharing(store.clone(), config, client.clone());
+    // Status and retries read and write the saga's tables, also when the worker runs elsewhere.
+    let state = api::AppState::sharing(store.clone(), config, client.clone())
+        .with_saga(saga_control(&store));
     let worker_task = if args.no_worker {
         None
     } else {
         let worker = build_worker(&store, all, client, &args.worker);
-        state = state.with_saga(saga_control(&store));
         let mut rx = stop_rx.clone();
         Some(tokio::spawn(async move {
             worker
@@ -165,6 +186,14 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         },
     ));
     let mut rx = stop_rx.clone();
+    let health = tokio::spawn(api::health::run(
+        state.clone(),
+        std::time::Duration::from_secs(args.moodle_check_interval_secs),
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    let mut rx = stop_rx.clone();
     let mut server = tokio::spawn(api::serve(listener, state, async move {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
@@ -179,6 +208,7 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => server.await,
     };
     let _ = projector.await;
+    let _ = health.await;
     if let Some(task) = worker_task {
         task.await
             .context("worker task")?

@@ -214,6 +214,17 @@ pub enum MoodleSyncEvent {
     Resumed {
         by: String,
     },
+    /// Moodle answered the announced duplication `attempt` with an error: it made nothing, so no
+    /// copy of it can still be running (nothing to wait for before calling again or giving up).
+    CourseDuplicationRefused {
+        attempt: Uuid,
+        caused_by: Uuid,
+    },
+    /// The saga's park was lifted by a change of the event that can make the failed step right
+    /// or moot (a rename or new dates, another template, the end, the delete): `caused_by`.
+    ParkLifted {
+        caused_by: Uuid,
+    },
     /// An operator retried one parked participant (the rest stays as it is).
     ParticipantResumed {
         participant_id: String,
@@ -284,6 +295,8 @@ impl DomainEvent for MoodleSyncEvent {
             MoodleSyncEvent::Parked { .. } => "Parked",
             MoodleSyncEvent::Resumed { .. } => "Resumed",
             MoodleSyncEvent::ParticipantResumed { .. } => "ParticipantResumed",
+            MoodleSyncEvent::ParkLifted { .. } => "ParkLifted",
+            MoodleSyncEvent::CourseDuplicationRefused { .. } => "CourseDuplicationRefused",
             MoodleSyncEvent::DriftObserved { .. } => "DriftObserved",
             MoodleSyncEvent::CourseAbsent { .. } => "CourseAbsent",
             MoodleSyncEvent::CourseDuplicationStarted { .. } => "CourseDuplicationStarted",

@@ -359,6 +359,20 @@ impl Aggregate for MoodleSync {
                 self.parked = Some((step, code, reason));
                 self.parked_at = at_sequence;
             }
+            MoodleSyncEvent::CourseDuplicationRefused { attempt, .. } => {
+                if self
+                    .duplication
+                    .as_ref()
+                    .is_some_and(|d| d.attempt == attempt)
+                {
+                    self.duplication = None;
+                }
+            }
+            MoodleSyncEvent::ParkLifted { .. } => {
+                self.parked = None;
+                self.parked_at = None;
+                self.attempts = 0;
+            }
             MoodleSyncEvent::ParticipantResumed { participant_id, .. } => {
                 if let Some(p) = self.participants.get_mut(&participant_id) {
                     p.parked = None;

@@ -54,10 +54,10 @@ pub use duplication::{
     landing_window, recheck_interval_ms, when_course_found, when_no_course, FoundCourse,
     NoCourseYet,
 };
+pub use fixes::{fix_for, FIXES};
 pub use observe::{
     to_observe, DriftRow, Observe, Observed, ObservedCourse, ObservedEnrolment, Reconciliation,
 };
-pub use fixes::{fix_for, FIXES};
 pub use outcome::{Failure, Interruption, Next, RetryPolicy, StepResult};
 pub use outstanding::{
     in_scope, outstanding, park_stands, wants, Compared, CourseWork, Outstanding, SyncState, Want,

@@ -150,7 +150,8 @@ impl EventFold {
             MoodleSyncEvent::CourseLost { .. }
             | MoodleSyncEvent::UserLinkLost { .. }
             | MoodleSyncEvent::DriftObserved { .. }
-            | MoodleSyncEvent::CourseDuplicationStarted { .. } => None,
+            | MoodleSyncEvent::CourseDuplicationStarted { .. }
+            | MoodleSyncEvent::CourseDuplicationRefused { .. } => None,
             // A success: the last failure is over unless something is still parked.
             _ => Some(None),
         };

@@ -2,47 +2,15 @@
 //! resumed over HTTP as `openvle-moodle retry --all [--code X]` does; the status names the codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use moodle_sim::{SimConfig, Simulator, EVENTS_CATEGORY_ID, TEMPLATE_COURSE_ID};
 use reqwest::{Method, StatusCode};
 use saga::{SagaConfig, Worker};
 use serde_json::json;
+use support::control::Control;
 use support::real_moodle::client_for;
 use support::{code, ApiConfig, Backend, TestApp};
-
-/// The saga control `serve` installs (bin/src/cmd/serve.rs), over the test's store (known once
-/// the app is spawned).
-struct Control(Arc<OnceLock<store::Store>>);
-
-impl Control {
-    fn store(&self) -> Result<&store::Store, String> {
-        self.0.get().ok_or_else(|| "no store yet".to_string())
-    }
-}
-
-impl api::SagaControl for Control {
-    fn retry<'a>(&'a self, id: &'a str, by: &'a str) -> api::BoxFuture<'a, Result<bool, String>> {
-        Box::pin(async move {
-            saga::retry(self.store()?, id, by)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-
-    fn retry_parked<'a>(
-        &'a self,
-        code: Option<&'a str>,
-        by: &'a str,
-    ) -> api::BoxFuture<'a, Result<Vec<String>, String>> {
-        Box::pin(async move {
-            saga::retry_parked(self.store()?, code, by)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-}
 
 #[tokio::test]
 async fn parked_events_are_resumed_by_code_over_http() {
@@ -53,13 +21,13 @@ async fn parked_events_are_resumed_by_code_over_http() {
     config.moodle.token = Some(moodle::Secret::new(sim.token()));
     config.moodle.allow_insecure_http = true;
     config.moodle.course_category_id = Some(EVENTS_CATEGORY_ID);
-    let cell = Arc::new(OnceLock::new());
-    let control = Arc::new(Control(cell.clone()));
-    let app = TestApp::spawn_custom(Backend::Sqlite, config, |s| s.with_saga(control))
+    let control = Control::new();
+    let installed = control.clone();
+    let app = TestApp::spawn_custom(Backend::Sqlite, config, |s| s.with_saga(installed))
         .await
         .unwrap();
     let store = app.store().clone();
-    let _ = cell.set(store.clone());
+    control.bind(&store);
     // Recorded while Moodle was off: a template the simulator does not have.
     app.seed_environment("gone", 987_654).await;
     app.seed_environment("lab", TEMPLATE_COURSE_ID).await;

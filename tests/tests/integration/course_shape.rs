@@ -256,6 +256,7 @@ async fn an_environments_course_shape_is_followed_through_the_events_life() {
             name: Some("Switching lab".into()),
             starts_at: None,
             ends_at: Some(Some(start + 72 * HOUR)),
+            template_course_id: None,
         };
         r.command(&event, EventCommand::Change { patch }).await;
         r.until(&event, "renamed", |m| {

@@ -288,6 +288,11 @@ pub(super) async fn ensure_course(
             // once (a process that does not know this waits out the window).
             if let Some(d) = e.in_flight {
                 ctx.keep_own(d.attempt);
+                // Recorded too, for the other processes and for a delete that follows.
+                out.facts.push(MoodleSyncEvent::CourseDuplicationRefused {
+                    attempt: d.attempt,
+                    caused_by: e.cause.event_id,
+                });
             }
             out.fail(failure_of(&err))
         }

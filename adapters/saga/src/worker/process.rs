@@ -146,6 +146,30 @@ impl Worker {
             }
             let desired = Desired::fold(id, events).at(cfg.clock.now_ms());
             let (recorded, version) = store.load::<MoodleSync>(id).await?.unwrap_or_default();
+            if recorded.parked.is_some() && !projections::saga::park_stands(&desired, &recorded) {
+                // A change since the park: recorded first, so the record, the status and the
+                // views no longer show the park; then the planner looks again.
+                let lifted = MoodleSyncEvent::ParkLifted {
+                    caused_by: desired.park_lift.map(|c| c.event_id).unwrap_or_default(),
+                };
+                let meta = CommandMeta::new(format!("saga:{}", cfg.worker_id));
+                match store
+                    .execute::<MoodleSync>(
+                        id,
+                        MoodleSyncCommand::Record(vec![lifted.clone()]),
+                        &meta,
+                    )
+                    .await
+                {
+                    Ok(_) => super::effects::log(id, &[lifted]),
+                    Err(CommandError::Conflict) => {
+                        return interrupted(Interruption::RecordConflict)
+                    }
+                    Err(CommandError::Store(e)) => return Err(e.into()),
+                    Err(e) => return interrupted(Interruption::RecordRefused(e.to_string())),
+                }
+                continue;
+            }
             let plan = plan(&desired, &recorded, &self.inner.settings);
             let Some(step) = plan.next() else {
                 return Ok(Ended::Next(outcome::idle(&plan, &recorded)));
@@ -257,11 +281,15 @@ impl Worker {
                 "saga record moved since planning (another writer)"
             );
         }
+        let logged = facts.clone();
         match store
             .execute::<MoodleSync>(id, MoodleSyncCommand::Record(facts), &meta)
             .await
         {
-            Ok(_) => Ok(Recorded::Ok { fenced }),
+            Ok(_) => {
+                super::effects::log(id, &logged);
+                Ok(Recorded::Ok { fenced })
+            }
             Err(CommandError::Rejected(e)) => {
                 let reason = format!(
                     "the saga's record refused the outcome of {}: {e}",
