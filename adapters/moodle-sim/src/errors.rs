@@ -87,6 +87,25 @@ impl WsError {
         )
     }
 
+    /// `core_user_delete_users` of an id that is no account, or a deleted one (observed on 4.4).
+    pub fn invalid_user() -> Self {
+        Self::new(
+            "dml_missing_record_exception",
+            "invaliduser",
+            "Invalid user",
+        )
+    }
+
+    /// `core_user_delete_users` of the token's own account, or of a site administrator
+    /// (`user_delete_user()` refuses both; observed for the web-service user itself).
+    pub fn user_not_deleted() -> Self {
+        Self::new(
+            "moodle_exception",
+            "usernotdeletederror",
+            "User not deleted - error",
+        )
+    }
+
     /// Enrol of a user id that does not exist (5.1: a missing record, see [`WsError::in_version`]).
     pub fn no_user() -> Self {
         Self::new("coding_exception", "codingerror", NO_USER)

@@ -70,6 +70,9 @@ pub struct SimConfig {
     pub release: Option<String>,
     /// Functions left out of the token's service (answer `accessexception`).
     pub missing_functions: Vec<String>,
+    /// The token's user is a site administrator (`userissiteadmin` of the site information);
+    /// nothing else changes (the simulator checks no capabilities).
+    pub site_admin: bool,
     /// Initial faults and `max_input_vars`.
     pub faults: Faults,
 }
@@ -83,6 +86,7 @@ impl std::fmt::Debug for SimConfig {
             .field("moodle_version", &self.moodle_version)
             .field("release", &self.release)
             .field("missing_functions", &self.missing_functions)
+            .field("site_admin", &self.site_admin)
             .field("faults", &self.faults)
             .finish()
     }
@@ -97,6 +101,7 @@ impl Default for SimConfig {
             moodle_version: MoodleVersion::default(),
             release: None,
             missing_functions: Vec::new(),
+            site_admin: false,
             faults: Faults::default(),
         }
     }

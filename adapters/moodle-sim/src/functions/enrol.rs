@@ -218,3 +218,18 @@ pub(super) fn unassign_roles(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsEr
     }
     Ok(Value::Null)
 }
+
+/// `core_enrol_get_course_enrolment_methods`: the enabled instances whose plugin describes
+/// itself (`get_enrol_info()`). Moodle 4.4's manual plugin does not, so its instance is never
+/// listed (read in `enrol/externallib.php` and `lib/enrollib.php`; the lab answers `[]` for its
+/// template, whose only enabled instance is manual, its guest and self ones being disabled):
+/// the simulator's courses have only a manual instance, so the answer is always `[]`. A course
+/// that does not exist is `MUST_EXIST`'s missing record (observed).
+pub(super) fn enrolment_methods(s: &SimState, p: Obj<'_>) -> Result<Value, WsError> {
+    p.only(&["courseid"])?;
+    let courseid = p.req_int("courseid")?;
+    if !s.courses.contains_key(&courseid) {
+        return Err(WsError::invalid_record("course"));
+    }
+    Ok(json!([]))
+}

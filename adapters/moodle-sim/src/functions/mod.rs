@@ -23,8 +23,10 @@ use super::params::Obj;
 use super::state::{SimState, SITE_COURSE_ID, WS_USER_ID};
 use super::version::MoodleVersion;
 
-/// Every function the simulator implements (the engine's `REQUIRED_FUNCTIONS`; a test of the
-/// client checks that each of those is here).
+/// Every function the simulator implements: the engine's `REQUIRED_FUNCTIONS` (a test of the
+/// client checks that each of those is here), and the two the preflight's probe may use beyond
+/// them (`core_enrol_get_course_enrolment_methods`, `core_user_delete_users`), which the lab's
+/// service holds.
 pub const FUNCTIONS: &[&str] = &[
     "core_webservice_get_site_info",
     "core_course_get_courses_by_field",
@@ -41,6 +43,8 @@ pub const FUNCTIONS: &[&str] = &[
     "enrol_manual_enrol_users",
     "enrol_manual_unenrol_users",
     "core_role_unassign_roles",
+    "core_enrol_get_course_enrolment_methods",
+    "core_user_delete_users",
 ];
 
 /// Functions that change the site (persisted after them).
@@ -55,6 +59,7 @@ pub fn is_mutating(function: &str) -> bool {
             | "enrol_manual_enrol_users"
             | "enrol_manual_unenrol_users"
             | "core_role_unassign_roles"
+            | "core_user_delete_users"
     )
 }
 
@@ -86,6 +91,8 @@ pub struct Ctx<'a> {
     pub functions: Vec<&'a str>,
     /// wwwroot.
     pub siteurl: String,
+    /// `userissiteadmin` of `core_webservice_get_site_info` ([`crate::SimConfig::site_admin`]).
+    pub site_admin: bool,
     /// Courses created by a duplication whose restore has not begun: they have no enrolment
     /// instance at all yet (a course whose `manual_enrol` is false otherwise has a disabled one).
     pub building: &'a BTreeSet<i64>,
@@ -126,6 +133,8 @@ pub fn dispatch(s: &mut SimState, f: &str, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<
         "enrol_manual_enrol_users" => enrol::enrol(s, p),
         "enrol_manual_unenrol_users" => enrol::unenrol(s, p, ctx),
         "core_role_unassign_roles" => enrol::unassign_roles(s, p),
+        "core_enrol_get_course_enrolment_methods" => enrol::enrolment_methods(s, p),
+        "core_user_delete_users" => users::delete(s, p),
         _ => Err(WsError::invalid_record("external_functions")),
     }
 }
@@ -156,7 +165,7 @@ fn site_info(s: &SimState, p: Obj<'_>, ctx: &Ctx<'_>) -> Result<Value, WsError> 
         "mobilecssurl": "",
         "advancedfeatures": [],
         "siteid": SITE_COURSE_ID,
-        "userissiteadmin": false,
+        "userissiteadmin": ctx.site_admin,
     }))
 }
 

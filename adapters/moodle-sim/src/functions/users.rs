@@ -313,6 +313,36 @@ pub(super) fn create(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
     Ok(Value::Array(out))
 }
 
+/// `core_user_delete_users`: all-or-nothing (one transaction), every id checked before any
+/// account goes. An id that is no account is `invaliduser`; the token's own account (or the
+/// guest, or the site administrator) `usernotdeletederror` (observed for the former). Moodle
+/// keeps a deleted account's row, renamed (username `<email>.<time>`, email a hash): look-ups
+/// by username or email no longer find it, and neither does a second deletion. The simulator
+/// removes the account and its enrolments instead, so a look-up by id finds nothing here where
+/// Moodle still answers the renamed row (observed).
+pub(super) fn delete(s: &mut SimState, p: Obj<'_>) -> Result<Value, WsError> {
+    p.only(&["userids"])?;
+    let mut ids = Vec::new();
+    for item in p.req_list("userids")? {
+        ids.push(crate::params::parse_int(item.str()?).ok_or_else(WsError::invalid_param)?);
+    }
+    for id in &ids {
+        if !s.users.contains_key(id) {
+            return Err(WsError::invalid_user());
+        }
+        if matches!(*id, 1 | 2) || *id == crate::state::WS_USER_ID {
+            return Err(WsError::user_not_deleted());
+        }
+    }
+    for id in ids {
+        s.users.remove(&id);
+        for course in s.enrolments.values_mut() {
+            course.remove(&id);
+        }
+    }
+    Ok(Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{int_unchanged, like};

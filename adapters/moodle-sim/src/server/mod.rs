@@ -299,6 +299,7 @@ async fn run(
             .filter(|f| !sh.cfg.missing_functions.iter().any(|m| m == f))
             .collect(),
         siteurl: sh.url.clone(),
+        site_admin: sh.cfg.site_admin,
         building: &g.building,
     };
     let r = functions::dispatch(&mut g.state, function, args, &ctx);
