@@ -6,7 +6,8 @@
 //!   `errorcode` and the function called, never by its localised message or its exception class,
 //!   so that Moodle 4.4 and 5.1 read the same.
 //! * [`MoodleSettings`]: the `MOODLE_*` configuration.
-//! * [`check()`]: the preflight behind `openvle-moodle moodle check`.
+//! * [`check()`]: the preflight behind `openvle-moodle moodle check` ([`check_with`]), and its
+//!   provisioning round behind `moodle check --probe` ([`check_and_probe`]).
 //!
 //! The Moodle simulator the tests run it against is its own crate (`openvle-moodle-sim`, lib
 //! `moodle_sim`), with its own implementation of Moodle's rules: see its docs for why.
@@ -45,7 +46,10 @@ pub mod targets;
 pub mod types;
 pub mod wire;
 
-pub use check::{check, check_for, check_with, CheckReport, REQUIRED_FUNCTIONS};
+pub use check::{
+    check, check_and_probe, check_for, check_with, CheckReport, Finding, ProbeOptions, ProbeReport,
+    ProbeStep, Status, REQUIRED_FUNCTIONS,
+};
 pub use client::{ClientOptions, MoodleClient, MAX_ENROLMENTS_PER_CALL, MAX_USERS_PER_CALL};
 pub use config::{ConfigError, MoodleSettings, RemovalMode, UserMatchField};
 pub use error::{ErrorClass, MoodleError, Refusal};

@@ -28,6 +28,34 @@ pub struct SiteInfo {
     /// Functions of the token's external service.
     #[serde(default)]
     pub functions: Vec<FunctionInfo>,
+    /// The front page's course id (1 on every site seen).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub siteid: Option<i64>,
+    /// Whether the token's user is a site administrator (who bypasses every capability check).
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub userissiteadmin: Option<bool>,
+}
+
+/// One item of `core_enrol_get_course_enrolment_methods`: an enabled enrolment instance whose
+/// plugin describes itself (`get_enrol_info()`). Moodle 4.4's manual plugin does not, so a
+/// manual instance is never listed (read in `enrol/externallib.php`, seen on the lab): the
+/// course's `enrollmentmethods` ([`Course::enrollmentmethods`]) is what tells it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct EnrolmentMethod {
+    /// Instance id.
+    pub id: i64,
+    /// Course id.
+    #[serde(default)]
+    pub courseid: i64,
+    /// Plugin, e.g. `self`, `guest`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Instance name.
+    #[serde(default)]
+    pub name: String,
+    /// What the plugin says of its status (PARAM_RAW: `true`, `1`, or a reason it is closed).
+    #[serde(default, deserialize_with = "de_opt_scalar")]
+    pub status: Option<String>,
 }
 
 /// One function of the token's service.
@@ -399,6 +427,15 @@ fn de_opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> 
 
 fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(de_opt_string(d)?.filter(|s| !s.is_empty()))
+}
+
+fn de_opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

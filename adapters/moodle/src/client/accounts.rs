@@ -127,6 +127,25 @@ impl MoodleClient {
 }
 
 impl MoodleClient {
+    /// `core_user_delete_users`, batched (≤100 per call; Moodle answers `null`). Each call is
+    /// all-or-nothing: one id that is not an account (or is already deleted) fails it with a
+    /// missing-record error and nothing is deleted. Not one of
+    /// [`crate::REQUIRED_FUNCTIONS`]: only the preflight's probe uses it, to remove the account
+    /// it made.
+    pub async fn delete_users(&self, ids: &[i64]) -> Result<(), MoodleError> {
+        const F: &str = "core_user_delete_users";
+        if let Some(bad) = ids.iter().find(|id| **id <= 0) {
+            return Err(invalid(F, format!("user id {bad} is not a Moodle id")));
+        }
+        for chunk in ids.chunks(MAX_USERS_PER_CALL) {
+            let mut form = Form::new();
+            form.push_scalars("userids", chunk);
+            self.call(F, &form, chunk.len(), |b| wire::parse_null(F, b))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// `core_user_update_users`, batched (≤100 per call); items that change nothing are not
     /// sent. Values are checked first (email rule, names without tags): one bad value fails
     /// Moodle's whole call.

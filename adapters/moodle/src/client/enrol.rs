@@ -30,6 +30,20 @@ impl MoodleClient {
             .await
     }
 
+    /// `core_enrol_get_course_enrolment_methods`: the course's enabled instances whose plugin
+    /// describes itself. Never lists a manual instance on Moodle 4.4 (its plugin has no
+    /// `get_enrol_info()`): whether a course takes manual enrolments is in
+    /// [`Course::enrollmentmethods`]. Kept for diagnostics (self and guest access).
+    pub async fn get_course_enrolment_methods(
+        &self,
+        course_id: i64,
+    ) -> Result<Vec<EnrolmentMethod>, MoodleError> {
+        let mut form = Form::new();
+        form.push("courseid", course_id);
+        self.call_json("core_enrol_get_course_enrolment_methods", &form, 1)
+            .await
+    }
+
     /// `enrol_manual_enrol_users`, batched (≤500 per call). An upsert: roles are added, and an
     /// enrolment sent without `suspend` becomes active again.
     pub async fn enrol_users(&self, enrolments: &[Enrolment]) -> Result<(), MoodleError> {
