@@ -8,7 +8,8 @@
 //! them at the end, so that tests run side by side, in any order, on a shared site. One file per
 //! area: [`site`] (token, functions, wire format), [`courses`], [`courses_shape`] (idnumber,
 //! names, dates and category after a duplication), [`duplication`], [`users`],
-//! [`accounts`] (idnumber, updates, single sign-on accounts), [`enrol`], [`roles`] (a second
+//! [`accounts`] (idnumber, updates, single sign-on accounts), [`enrol`], [`preflight`] (what
+//! `moodle check` and its probe rely on), [`roles`] (a second
 //! role, unassigning one, unenrolling), and [`rules`] (Moodle's parameter rules against the
 //! engine's and the simulator's, each written apart from Moodle's code).
 
@@ -19,6 +20,7 @@ mod courses;
 mod courses_shape;
 mod duplication;
 mod enrol;
+mod preflight;
 mod roles;
 mod rules;
 mod site;
