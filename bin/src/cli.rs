@@ -281,11 +281,19 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MoodleCommand {
-    /// Preflight: reachable, token valid, release, every needed function present.
+    /// Preflight: reachable, token valid, release, functions, site-admin token, categories,
+    /// template courses and their manual enrolment, roles, auth plugin; exit 2 on a problem.
     Check {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also run one real provisioning round on a scratch course (duplicate, account,
+        /// enrol with each role, unenrol), then delete what it made. Changes Moodle.
+        #[arg(long)]
+        probe: bool,
+        /// The template course the probe duplicates (default: the first linked one).
+        #[arg(long, value_name = "ID", requires = "probe", value_parser = clap::value_parser!(i64).range(1..))]
+        template: Option<i64>,
     },
 }
 

@@ -102,8 +102,13 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
         Command::Audit(AuditCommand::Export { after, event }) => {
             cmd::ops::export(all()?, after, event).await?
         }
-        Command::Moodle(MoodleCommand::Check { json }) => {
-            return cmd::ops::moodle_check(all()?, json).await
+        Command::Moodle(MoodleCommand::Check {
+            json,
+            probe,
+            template,
+        }) => {
+            let probe = probe.then_some(moodle::ProbeOptions { template });
+            return cmd::ops::moodle_check(all()?, json, probe).await;
         }
         Command::MoodleSim(args) => cmd::sim::run(args).await?,
         Command::Status { json } => cmd::ops::status(all()?, json).await?,

@@ -134,11 +134,64 @@ pub async fn environment_targets(
         .collect())
 }
 
-/// `GET /api/v1/moodle/check`.
-pub(crate) async fn check(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let client = client(&state)?;
+/// `GET /api/v1/moodle/check[?probe=true[&template=ID]]`: the preflight of `moodle check`;
+/// with `probe=true` its provisioning round too, which changes Moodle: the writer token only
+/// (an auditor's is refused with `403 forbidden`; without configured tokens, loopback, anyone).
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    actor: Option<axum::Extension<crate::Actor>>,
+    query: Params,
+) -> Result<Json<Value>, ApiError> {
+    let params = params(query, &["probe", "template"])?;
+    let probe = match params.get("probe").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "probe must be true or false, not {other:?}"
+            ))
+            .with_details(json!({ "parameter": "probe" })))
+        }
+    };
+    let template = match params.get("template") {
+        None => None,
+        Some(_) if !probe => {
+            return Err(ApiError::invalid_request("template goes with probe=true")
+                .with_details(json!({ "parameter": "template" })))
+        }
+        Some(t) => match t.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                return Err(ApiError::invalid_request(format!(
+                    "template must be a Moodle course id, not {t:?}"
+                ))
+                .with_details(json!({ "parameter": "template" })))
+            }
+        },
+    };
+    let actor = actor.map_or(crate::Actor::Anonymous, |a| a.0);
+    if probe && actor == crate::Actor::Auditor {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "probe=true changes Moodle (a scratch course and account, then deleted): the writer token only",
+        ));
+    }
+    let client = client(&state)?.clone();
     let targets = environment_targets(state.store()).await?;
-    let report = moodle::check_with(client, &state.config().moodle, &targets).await;
+    let settings = state.config().moodle.clone();
+    let report = if probe {
+        // In a task of its own: a client that goes away must not stop the round before its
+        // cleanup (dropping the handler's future would).
+        let opts = moodle::ProbeOptions { template };
+        tokio::spawn(
+            async move { moodle::check_and_probe(&client, &settings, &targets, &opts).await },
+        )
+        .await
+        .map_err(ApiError::internal)?
+    } else {
+        moodle::check_with(&client, &settings, &targets).await
+    };
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))

@@ -99,7 +99,13 @@ pub async fn export(settings: &Settings, after: i64, event: Option<String>) -> a
 }
 
 /// Exit code 0 when Moodle is ready for the engine, 2 when something is missing.
-pub async fn moodle_check(all: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+/// `moodle check [--json] [--probe [--template ID]]`: the preflight, and with `probe` its
+/// provisioning round; exit 0 when no problem was found, 2 otherwise.
+pub async fn moodle_check(
+    all: &Settings,
+    json: bool,
+    probe: Option<moodle::ProbeOptions>,
+) -> anyhow::Result<ExitCode> {
     let settings = &all.moodle;
     if !settings.enabled {
         anyhow::bail!("the Moodle integration is disabled: set MOODLE_ENABLED=true, MOODLE_URL and MOODLE_TOKEN");
@@ -118,7 +124,26 @@ pub async fn moodle_check(all: &Settings, json: bool) -> anyhow::Result<ExitCode
             Vec::new()
         }
     };
-    let report = moodle::check_with(&client, settings, &targets).await;
+    let report = match &probe {
+        Some(opts) => {
+            if !json {
+                eprintln!("probing: a scratch course and account are made in Moodle, then deleted");
+            }
+            // An interrupt would stop the round before its cleanup: while it runs, Ctrl-C only
+            // says so (listening replaces the default of ending the process).
+            let guard = tokio::spawn(async {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "the probe is running: it stops after removing what it made in Moodle"
+                    );
+                }
+            });
+            let report = moodle::check_and_probe(&client, settings, &targets, opts).await;
+            guard.abort();
+            report
+        }
+        None => moodle::check_with(&client, settings, &targets).await,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
