@@ -1,5 +1,6 @@
 //! A second external service on the real Moodle, made for one test: the lab's service minus the
-//! functions the test names, with a token of its own for the same web-service user.
+//! functions the test names, with a token of its own for the same web-service user (or, with
+//! [`ScratchService::for_user`], for another account, such as the site administrator).
 //!
 //! An operator removes a function from the service in Site administration; a test cannot click,
 //! and must not change the service every other test is using at the same moment, so it writes
@@ -27,6 +28,17 @@ pub struct ScratchService {
 impl ScratchService {
     /// The lab service's copy without `missing`, and a token for it.
     pub async fn without(site: &RealMoodle, missing: &[&str]) -> ScratchService {
+        Self::make(site, missing, None).await
+    }
+
+    /// The lab service's copy (all its functions) with a token for the account `user_id`
+    /// instead of the web-service user's: `2` is the site administrator `admin`, to see what
+    /// an operator who made the token for the admin account sees.
+    pub async fn for_user(site: &RealMoodle, user_id: i64) -> ScratchService {
+        Self::make(site, &[], Some(user_id)).await
+    }
+
+    async fn make(site: &RealMoodle, missing: &[&str], user_id: Option<i64>) -> ScratchService {
         let url = std::env::var("MOODLE_TEST_DB_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/moodle".into());
         let pool = PgPool::connect(&url)
@@ -70,13 +82,14 @@ impl ScratchService {
             "INSERT INTO mdl_external_tokens
                  (token, privatetoken, tokentype, userid, externalserviceid, sid, contextid,
                   creatorid, iprestriction, validuntil, timecreated, lastaccess, name)
-             SELECT $3, NULL, tokentype, userid, $2, NULL, contextid, creatorid, NULL, 0,
-                    timecreated, NULL, 'scratch'
+             SELECT $3, NULL, tokentype, COALESCE($4, userid), $2, NULL, contextid, creatorid,
+                    NULL, 0, timecreated, NULL, 'scratch'
              FROM mdl_external_tokens WHERE token = $1 RETURNING id",
         )
         .bind(&site.token)
         .bind(service_id)
         .bind(&token)
+        .bind(user_id)
         .fetch_optional(&mut *tx)
         .await
         .expect("copy the token");

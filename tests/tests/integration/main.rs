@@ -26,6 +26,7 @@ mod moodle_e2e;
 mod moodle_hostile;
 mod pacing;
 mod packaging;
+mod preflight;
 mod read_only;
 mod secrets;
 mod views_replay;

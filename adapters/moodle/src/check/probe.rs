@@ -60,6 +60,9 @@ pub struct ProbeReport {
     pub template_course_id: Option<i64>,
     /// The scratch course's shortname (and idnumber).
     pub scratch_shortname: Option<String>,
+    /// The scratch course's id, once Moodle made it (deleted by the cleanup unless
+    /// `left_behind` says otherwise).
+    pub scratch_course_id: Option<i64>,
     /// Every step, cleanup included, in order.
     pub steps: Vec<ProbeStep>,
     /// Nothing the probe made is left in Moodle (the account `openvle.probe`, reused by every
@@ -218,6 +221,7 @@ pub async fn probe(
     .await;
     cleanup(&mut run, &mut scratch, can_delete_accounts).await;
     let mut report = run.report;
+    report.scratch_course_id = scratch.course;
     report.ok = !report.steps.iter().any(|s| s.status == Status::Problem);
     report.cleaned_up = report.left_behind.is_empty();
     report.duration_ms = started.elapsed().as_millis() as u64;
