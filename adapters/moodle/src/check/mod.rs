@@ -278,7 +278,14 @@ pub async fn check_and_probe(
     targets: &[(String, Target)],
     opts: &ProbeOptions,
 ) -> CheckReport {
-    let mut r = check_with(client, settings, targets).await;
+    let mut all = targets.to_vec();
+    if let Some(id) = opts.template {
+        let given = Target::TemplateCourse(id);
+        if !all.iter().any(|(_, t)| *t == given) {
+            all.push(("--template".to_string(), given));
+        }
+    }
+    let mut r = check_with(client, settings, &all).await;
     r.probe = Some(probe::probe(client, settings, targets, opts, &r).await);
     r.finish();
     r
