@@ -21,7 +21,8 @@
 //!   tables next to the log (saga, views) use the same.
 //! - **Migrations** (sqlx), the only path to the schema: neither store crate ships one, and no
 //!   crate creates tables at run time (they check). Files live in `migrations/sqlite` and
-//!   `migrations/postgres`, 0001–0003 here; the saga's from 0100, the views' from 0200.
+//!   `migrations/postgres`, 0001–0003 here; the saga's from 0100, the views' from 0200,
+//!   the webhooks' outbox from 0300.
 
 mod audit;
 mod error;
