@@ -143,6 +143,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The webhooks' outbox: its status, and sending dead messages again (docs/webhooks.md).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Resume a parked event's Moodle saga, or every parked one (`--all`, `--code`).
     Retry {
         /// The OpenVLE event id.
@@ -227,6 +230,63 @@ pub struct ServeArgs {
     pub moodle_check_interval_secs: u64,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// The signed webhooks `serve` sends (docs/webhooks.md); off while OPENVLE_WEBHOOK_URL is unset.
+#[derive(Debug, Args, Clone)]
+pub struct WebhookArgs {
+    /// Receiver of the webhooks: https://…, or http:// to a loopback address (unset: none sent).
+    #[arg(long, env = "OPENVLE_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Signing secret, whsec_<base64 key> (Standard Webhooks); prefer the variable or
+    /// OPENVLE_WEBHOOK_SECRET_FILE: a flag shows in the process list.
+    #[arg(long, env = "OPENVLE_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub webhook_secret: Option<moodle::Secret>,
+    /// Seconds one delivery attempt may take (connect, send, answer).
+    #[arg(long, env = "OPENVLE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub webhook_timeout_secs: u64,
+    /// OpenVLE events whose messages are sent at once (each event's in order).
+    #[arg(long, env = "OPENVLE_WEBHOOK_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub webhook_concurrency: u64,
+    /// First retry delay after a failed delivery, in milliseconds (doubled per attempt, with
+    /// jitter).
+    #[arg(long, env = "OPENVLE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "OPENVLE_WEBHOOK_RETRY_MAX_MS", default_value_t = 900_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_max_ms: u64,
+    /// Failed attempts after which a message is dead (0: no limit but the age).
+    #[arg(long, env = "OPENVLE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 0)]
+    pub webhook_max_attempts: u32,
+    /// Seconds after which a message still not delivered is dead (default 3 days).
+    #[arg(long, env = "OPENVLE_WEBHOOK_MAX_AGE_SECS", default_value_t = 259_200,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_max_age_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// The outbox: lag, pending and dead messages, the last failed delivery.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead messages again, with their ids (every one, or one event's, or one message).
+    Redeliver {
+        /// Only the dead messages of this OpenVLE event.
+        #[arg(long)]
+        event: Option<String>,
+        /// Only this message (its webhook-id, msg_…).
+        #[arg(long)]
+        message: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

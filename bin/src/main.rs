@@ -11,7 +11,7 @@ mod shipping_tests;
 
 use clap::FromArgMatches;
 
-use cli::{AuditCommand, Cli, Command, MoodleCommand};
+use cli::{AuditCommand, Cli, Command, MoodleCommand, WebhooksCommand};
 use settings::Settings;
 
 /// Not `#[tokio::main]`: the `VAR_FILE` secrets are put in the environment before any thread
@@ -76,6 +76,17 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
             expose(&args.api_token).as_deref(),
             expose(&args.audit_token).as_deref(),
         )?;
+        if let Some(secret) = &args.webhooks.webhook_secret {
+            let source = matches
+                .subcommand_matches("serve")
+                .and_then(|m| m.value_source("webhook_secret"));
+            secrets::check_token(
+                "OPENVLE_WEBHOOK_SECRET",
+                "--webhook-secret",
+                secret.expose(),
+                source,
+            )?;
+        }
     }
     match cli.command {
         Command::Serve(args) => cmd::serve::run(all()?, args).await?,
@@ -112,6 +123,12 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<std::proces
         }
         Command::MoodleSim(args) => cmd::sim::run(args).await?,
         Command::Status { json } => cmd::ops::status(all()?, json).await?,
+        Command::Webhooks(WebhooksCommand::Status { json }) => {
+            cmd::webhooks::status(all()?, json).await?
+        }
+        Command::Webhooks(WebhooksCommand::Redeliver { event, message }) => {
+            cmd::webhooks::redeliver(all()?, event.as_deref(), message.as_deref()).await?
+        }
         Command::Retry {
             event_id,
             all: every,

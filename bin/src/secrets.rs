@@ -13,13 +13,14 @@ use std::path::Path;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-/// The settings that may be given as `VAR_FILE`: every token, and the database URL (it may
-/// carry a password).
+/// The settings that may be given as `VAR_FILE`: every token, the database URL (it may carry a
+/// password) and the webhooks' signing secret.
 pub const FILE_VARS: &[&str] = &[
     "OPENVLE_API_TOKEN",
     "OPENVLE_AUDIT_TOKEN",
     "MOODLE_TOKEN",
     "DATABASE_URL",
+    "OPENVLE_WEBHOOK_SECRET",
 ];
 
 /// Shorter tokens are warned about: a token is guessed offline as fast as it is short.

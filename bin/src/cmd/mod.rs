@@ -8,3 +8,4 @@ pub mod reconcile;
 pub mod replay;
 pub mod serve;
 pub mod sim;
+pub mod webhooks;

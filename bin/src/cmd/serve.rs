@@ -146,6 +146,8 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let notice = api::check_bind_policy(args.listen, &config).map_err(anyhow::Error::msg)?;
+    let hooks =
+        crate::cmd::webhooks::config(&args.webhooks, &saga_config(all, &args.worker).worker_id)?;
     let store = open_store(all).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -175,6 +177,27 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
                 })
                 .await
         }))
+    };
+    // The webhooks: their own task and tables, never in the saga's way (docs/webhooks.md).
+    let webhooks_task = match hooks {
+        None => None,
+        Some(cfg) => {
+            api::metrics::init();
+            webhooks::describe_metrics();
+            let hooks = webhooks::Webhooks::new(store.clone(), all.saga(), cfg)?;
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let ran = hooks
+                    .run(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(e) = &ran {
+                    tracing::error!(error = %e, "webhooks stopped: none are sent until a restart");
+                }
+                ran
+            }))
+        }
     };
     let mut rx = stop_rx.clone();
     let projector = tokio::spawn(views::run_projector(
@@ -209,6 +232,9 @@ pub async fn run(all: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     };
     let _ = projector.await;
     let _ = health.await;
+    if let Some(task) = webhooks_task {
+        task.await.context("webhooks task")?.context("webhooks")?;
+    }
     if let Some(task) = worker_task {
         task.await
             .context("worker task")?
