@@ -30,3 +30,4 @@ mod preflight;
 mod read_only;
 mod secrets;
 mod views_replay;
+mod webhooks;
