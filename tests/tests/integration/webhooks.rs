@@ -42,6 +42,8 @@ struct Inner {
     /// Answer 500 to everything while set.
     fail_all: std::sync::atomic::AtomicBool,
     requests: AtomicUsize,
+    /// Answer only after this long (so a SIGKILL can land between a delivery and its record).
+    delay_ms: std::sync::atomic::AtomicU64,
     bad_signatures: Mutex<Vec<String>>,
     hits: Mutex<Vec<Hit>>,
 }
@@ -100,6 +102,10 @@ async fn hook(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         answered,
     });
+    let delay = rx.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     StatusCode::from_u16(answered).unwrap()
 }
 
@@ -113,6 +119,7 @@ impl Receiver {
             fail_every,
             fail_all: Default::default(),
             requests: AtomicUsize::new(0),
+            delay_ms: Default::default(),
             bad_signatures: Mutex::new(Vec::new()),
             hits: Mutex::new(Vec::new()),
         });
@@ -501,6 +508,7 @@ async fn sigkill_mid_run(db_url: String) {
     .await
     .unwrap();
     let rx = Receiver::start(0, 4).await;
+    rx.inner.delay_ms.store(150, Ordering::SeqCst);
     let (proc, port) = engine(&db_url, &sim, &rx, dir.path());
     let proc = Arc::new(Mutex::new(proc));
     proc.lock().unwrap().start();
@@ -560,10 +568,11 @@ async fn sigkill_mid_run(db_url: String) {
         http.ensure(c, &proc).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
     }
+    // The kills go on while the saga converges and the outbox drains.
+    let (views, _) = http.converge(&model, &proc).await;
     stop.store(true, Ordering::Release);
     let kills = chaos.await.unwrap();
     proc.lock().unwrap().start();
-    let (views, _) = http.converge(&model, &proc).await;
     // Every event's last delivered state is the one the API shows.
     for (id, view) in &views {
         let want = format!("moodle.{}", view["moodle"]["state"].as_str().unwrap());
