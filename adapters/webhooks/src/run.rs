@@ -24,8 +24,11 @@ use crate::deliver;
 use crate::error::WebhookError;
 use crate::outbox::Reader;
 
-/// How often the gauges are refreshed and delivered messages pruned.
+/// How often the gauges are refreshed.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
+/// Delivered messages are pruned every this many refreshes (ten minutes): a delete takes the
+/// write lock on SQLite, which the saga needs more.
+const PRUNE_EVERY: u32 = 300;
 
 /// The outbox and its sender, configured.
 #[derive(Clone)]
@@ -150,6 +153,7 @@ impl Webhooks {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u32 = 0;
         loop {
             tokio::select! {
                 () = stop.clone() => return Ok(()),
@@ -160,7 +164,9 @@ impl Webhooks {
                     Err(e) => tracing::warn!(error = %e, "webhook outbox: reading the log failed; trying again"),
                 },
                 _ = housekeeping.tick() => {
-                    if let Err(e) = self.housekeeping().await {
+                    let prune = ticks == 0;
+                    ticks = if ticks + 1 >= PRUNE_EVERY { 0 } else { ticks + 1 };
+                    if let Err(e) = self.housekeeping(prune).await {
                         tracing::warn!(error = %e, "webhook outbox: housekeeping failed");
                     }
                 }
@@ -168,11 +174,13 @@ impl Webhooks {
         }
     }
 
-    /// Refreshes the gauges and prunes what was delivered long ago.
-    async fn housekeeping(&self) -> Result<(), WebhookError> {
+    /// Refreshes the gauges, and (`prune`) deletes what was delivered long ago.
+    async fn housekeeping(&self, prune: bool) -> Result<(), WebhookError> {
         let now = chrono::Utc::now().timestamp_millis();
-        let keep = self.config.keep_delivered.as_millis() as i64;
-        db::prune_delivered(&self.store, now - keep).await?;
+        if prune {
+            let keep = self.config.keep_delivered.as_millis() as i64;
+            db::prune_delivered(&self.store, now - keep).await?;
+        }
         let counts = db::counts(&self.store).await?;
         let head = self.store.head().await?;
         let checkpoint = db::checkpoint(&self.store).await?;

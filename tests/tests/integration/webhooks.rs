@@ -388,8 +388,7 @@ async fn lifecycle(db_url: String) {
             "{family}:\n{text}"
         );
     }
-    let p = proc.lock().unwrap();
-    let (status, out, err) = p.run_once(&[
+    let (status, out, err) = proc.lock().unwrap().run_once(&[
         "--database-url".into(),
         db_url.clone(),
         "webhooks".into(),
@@ -404,7 +403,6 @@ async fn lifecycle(db_url: String) {
         "{s}"
     );
     assert_eq!(s["delivered"].as_u64(), Some(delivered.len() as u64), "{s}");
-    drop(p);
     let status = proc.lock().unwrap().terminate(Duration::from_secs(60));
     assert!(status.success(), "SIGTERM: {status}");
     let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
