@@ -27,8 +27,16 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         Some(s) => serde_json::to_value(s).map_err(ApiError::internal)?,
         None => Value::Null,
     };
+    let webhooks = match webhooks::status(store).await {
+        Ok(s) => serde_json::to_value(s).map_err(ApiError::internal)?,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook status not read");
+            Value::Null
+        }
+    };
     Ok(Json(json!({
         "head": head,
+        "webhooks": webhooks,
         "views": { "checkpoint": views, "lag": (head - views).max(0) },
         "saga": saga,
         "moodle": {
