@@ -28,6 +28,8 @@ use crate::types::SiteInfo;
 
 mod findings;
 pub mod probe;
+mod probe_cleanup;
+mod probe_round;
 mod render;
 
 pub use probe::{ProbeOptions, ProbeReport, ProbeStep};
