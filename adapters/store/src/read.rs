@@ -197,6 +197,26 @@ impl Store {
         self.select_events(select).await
     }
 
+    /// [`Store::read_event_history`] strictly before position `before`: how a reader that
+    /// starts in the middle of the log (the views, the webhook outbox) rebuilds an event's fold
+    /// up to the row it is at.
+    pub async fn read_event_history_before(
+        &self,
+        event_id: &str,
+        before: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let select = Select::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE"))
+            .bind(" aggregate_id =", Param::Text(event_id.into()))
+            .bind(
+                " AND aggregate_type IN (",
+                Param::Text(HISTORY_TYPES[0].into()),
+            )
+            .bind(",", Param::Text(HISTORY_TYPES[1].into()))
+            .bind(") AND position <", Param::Int(before))
+            .push(" ORDER BY position");
+        self.select_events(select).await
+    }
+
     /// The global log after position `after`, in position order, at most `limit` rows (clamped
     /// to [`MAX_PAGE`]).
     ///

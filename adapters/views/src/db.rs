@@ -9,7 +9,7 @@
 
 use chrono::Utc;
 use projections::saga::{SagaSettings, ViewFingerprint};
-use store::{with_pool, Backend, DbPool, Store, StoreError, StoredEvent, EVENT_COLUMNS};
+use store::{with_pool, Backend, DbPool, Store, StoreError, StoredEvent};
 
 use crate::error::ViewsError;
 
@@ -40,23 +40,7 @@ pub(crate) async fn history_before(
     event_id: &str,
     before: i64,
 ) -> Result<Vec<StoredEvent>, ViewsError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 \
-         AND aggregate_type IN ('event', 'moodle_sync') AND position < $2 \
-         ORDER BY position"
-    );
-    with_pool!(store.pool(), |p| {
-        let rows = sqlx::query(&sql)
-            .bind(event_id)
-            .bind(before)
-            .fetch_all(p)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(store::event_from_row(row)?);
-        }
-        Ok(out)
-    })
+    Ok(store.read_event_history_before(event_id, before).await?)
 }
 
 /// The live views' checkpoint and the settings they were computed with (position 0 and None

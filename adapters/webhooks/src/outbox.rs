@@ -19,7 +19,7 @@ use domain::event::VleEvent;
 use domain::moodle_sync::{MoodleSync, MoodleSyncEvent};
 use projections::saga::SagaSettings;
 use projections::view::{EventFold, MoodleState};
-use store::{with_pool, Store, StoredEvent, EVENT_COLUMNS};
+use store::{Store, StoredEvent};
 
 use crate::db;
 use crate::error::WebhookError;
@@ -203,7 +203,11 @@ impl Reader {
         if !self.cache.contains_key(&row.aggregate_id) {
             let mut fold = EventFold::new();
             let mut last_position = 0;
-            for earlier in history_before(&self.store, &row.aggregate_id, row.position).await? {
+            for earlier in self
+                .store
+                .read_event_history_before(&row.aggregate_id, row.position)
+                .await?
+            {
                 apply(&mut fold, &earlier)?;
                 last_position = earlier.position;
             }
@@ -245,30 +249,5 @@ fn fact_of(row: &StoredEvent) -> Result<Option<Change>, WebhookError> {
             code,
         }),
         _ => None,
-    })
-}
-
-/// Both streams of one OpenVLE event strictly before `before`, in position order.
-async fn history_before(
-    store: &Store,
-    event_id: &str,
-    before: i64,
-) -> Result<Vec<StoredEvent>, WebhookError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 \
-         AND aggregate_type IN ('event', 'moodle_sync') AND position < $2 \
-         ORDER BY position"
-    );
-    with_pool!(store.pool(), |p| {
-        let rows = sqlx::query(&sql)
-            .bind(event_id)
-            .bind(before)
-            .fetch_all(p)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(store::event_from_row(row)?);
-        }
-        Ok(out)
     })
 }
