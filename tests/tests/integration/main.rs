@@ -29,5 +29,6 @@ mod packaging;
 mod preflight;
 mod read_only;
 mod secrets;
+mod serve_health;
 mod views_replay;
 mod webhooks;
