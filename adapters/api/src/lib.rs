@@ -311,6 +311,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/capabilities"),
     ("GET", "/api/v1/status"),
+    ("POST", "/api/v1/webhooks/redeliver"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -362,6 +363,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/capabilities", get(ops::capabilities))
         .route("/api/v1/status", get(status::status))
+        .route(
+            "/api/v1/webhooks/redeliver",
+            post(status::redeliver_webhooks),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -45,3 +45,63 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         },
     })))
 }
+
+/// `POST /api/v1/webhooks/redeliver` `{}` | `{"event_id": E}` | `{"message_id": M}`: sends dead
+/// webhook messages again with their ids, as `openvle-moodle webhooks redeliver`. Writers only.
+pub(crate) async fn redeliver_webhooks(
+    State(state): State<AppState>,
+    ctx: crate::commands::CommandCtx,
+    headers: axum::http::HeaderMap,
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        event_id: Option<String>,
+        #[serde(default)]
+        message_id: Option<String>,
+    }
+    let prepared = (|| {
+        let raw = crate::body::bytes(raw)?;
+        let body: Body = if raw.is_empty() {
+            Body::default()
+        } else {
+            crate::body::require_json(&headers)?;
+            crate::body::parse(&raw)?
+        };
+        let event = body
+            .event_id
+            .as_deref()
+            .map(crate::body::event_id)
+            .transpose()?;
+        if let Some(m) = &body.message_id {
+            crate::body::plain_id("message_id", m)?;
+        }
+        Ok::<_, ApiError>((raw, event, body.message_id))
+    })();
+    let (raw, event, message) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::command("webhooks_redeliver", "rejected");
+            return e.into_response();
+        }
+    };
+    crate::commands::run(
+        state,
+        ctx,
+        "webhooks_redeliver",
+        raw,
+        move |state, _meta| async move {
+            let queued = webhooks::redeliver(state.store(), event.as_deref(), message.as_deref())
+                .await
+                .map_err(ApiError::internal)?;
+            Ok((
+                axum::http::StatusCode::ACCEPTED,
+                json!({ "redelivered": queued }),
+            ))
+        },
+    )
+    .await
+}

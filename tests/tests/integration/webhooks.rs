@@ -466,11 +466,19 @@ async fn dead_and_redelivered(backend: Backend) {
     assert_eq!(rx.hits().len(), 4, "two attempts each");
     let first_ids: BTreeSet<String> = rx.hits().into_iter().map(|h| h.id).collect();
 
+    // Seen and recovered over HTTP alone: GET /api/v1/status, POST /api/v1/webhooks/redeliver.
+    let (_, status) = app.call(reqwest::Method::GET, "/api/v1/status", None).await;
+    assert_eq!(status["webhooks"]["dead"], 2, "{status}");
     rx.inner.fail_all.store(false, Ordering::SeqCst);
-    let n = ::webhooks::redeliver(app.store(), Some(&events[0]), None)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
+    let (code, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/webhooks/redeliver",
+            Some(&serde_json::json!({ "event_id": events[0] })),
+        )
+        .await;
+    assert_eq!(code, reqwest::StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["redelivered"], 1, "{body}");
     hooks.run_until_idle().await.unwrap();
     assert_eq!(rx.types_of(&events[0]), ["moodle.disabled"]);
     assert!(rx.types_of(&events[1]).is_empty());
