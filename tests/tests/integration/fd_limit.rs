@@ -35,7 +35,13 @@ async fn half_sent_requests_under_ulimit_1024_do_not_starve_health_checks() {
         .env("OPENVLE_HTTP_HEADER_TIMEOUT_SECS", "2")
         .nofile(1024);
     proc.start();
-    let http = reqwest::Client::builder().timeout(SAFETY).build().unwrap();
+    // A fresh connection per check: the server closes idle keep-alive connections after the
+    // header timeout, and a pooled one it closed would fail the next check for the client's sake.
+    let http = reqwest::Client::builder()
+        .timeout(SAFETY)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let health = format!("http://127.0.0.1:{port}/healthz");
     let mut up = false;
     for _ in 0..300 {
