@@ -164,14 +164,27 @@ pub async fn status(store: &Store) -> Result<SagaStatus, SagaError> {
 /// participants) is parked, and queues the event again at once (also when it was only waiting
 /// out a retry delay). Returns whether a `Resumed` was recorded.
 pub async fn retry(store: &Store, event_id: &str, by: &str) -> Result<bool, SagaError> {
+    resume(
+        store,
+        event_id,
+        MoodleSyncCommand::Resume { by: by.to_string() },
+        by,
+    )
+    .await
+}
+
+/// Records an operator's `command` (a resume) on the event's record and queues the event again
+/// at once. Returns whether anything was recorded (something was parked).
+async fn resume(
+    store: &Store,
+    event_id: &str,
+    command: MoodleSyncCommand,
+    by: &str,
+) -> Result<bool, SagaError> {
     db::ensure_schema(store).await?;
     let meta = CommandMeta::new(by.to_string());
     let appended = store
-        .execute::<MoodleSync>(
-            event_id,
-            MoodleSyncCommand::Resume { by: by.to_string() },
-            &meta,
-        )
+        .execute::<MoodleSync>(event_id, command, &meta)
         .await
         .map_err(|e| match e {
             CommandError::Store(s) => SagaError::Store(s),
@@ -220,28 +233,11 @@ pub async fn retry_participant(
     participant_id: &str,
     by: &str,
 ) -> Result<bool, SagaError> {
-    db::ensure_schema(store).await?;
-    let meta = CommandMeta::new(by.to_string());
-    let appended = store
-        .execute::<MoodleSync>(
-            event_id,
-            MoodleSyncCommand::ResumeParticipant {
-                participant_id: participant_id.to_string(),
-                by: by.to_string(),
-            },
-            &meta,
-        )
-        .await
-        .map_err(|e| match e {
-            CommandError::Store(s) => SagaError::Store(s),
-            other => SagaError::Record(other.to_string()),
-        })?;
-    let position = match appended.last_position() {
-        Some(p) => p,
-        None => store.head().await?,
+    let command = MoodleSyncCommand::ResumeParticipant {
+        participant_id: participant_id.to_string(),
+        by: by.to_string(),
     };
-    db::requeue(store, event_id, position).await?;
-    Ok(!appended.is_empty())
+    resume(store, event_id, command, by).await
 }
 
 /// Resumes every parked event, or (`code`) those parked with that code (the saga's own park or a

@@ -261,6 +261,26 @@ impl Store {
         Ok(())
     }
 
+    /// What the database says is wrong with table `table` for a reader of `columns` (a table
+    /// missing or a column lacking: the migrations did not reach it), or None when it has them.
+    /// Creates nothing. Other failures (the database unavailable) are errors.
+    pub async fn table_problem(
+        &self,
+        table: &str,
+        columns: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = format!("SELECT {columns} FROM {table} LIMIT 0");
+        let checked = crate::with_pool!(&self.inner.pool, |p| sqlx::query(&sql)
+            .fetch_all(p)
+            .await
+            .map(|_| ()));
+        match checked {
+            Ok(()) => Ok(None),
+            Err(sqlx::Error::Database(e)) => Ok(Some(e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         crate::with_pool!(&self.inner.pool, |pool| pool.close().await)

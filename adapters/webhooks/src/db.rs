@@ -27,20 +27,11 @@ const EXPECTED: [(&str, &str); 3] = [
 /// to the schema).
 pub async fn ensure_schema(store: &Store) -> Result<(), WebhookError> {
     for (table, columns) in EXPECTED {
-        let sql = format!("SELECT {columns} FROM {table} LIMIT 0");
-        let checked = with_pool!(store.pool(), |p| sqlx::query(&sql)
-            .fetch_all(p)
-            .await
-            .map(|_| ()));
-        match checked {
-            Ok(()) => {}
-            Err(sqlx::Error::Database(e)) => {
-                return Err(WebhookError::Schema(format!(
-                    "table {table} is missing or lacks a column ({e}); apply the migrations \
-                     (`openvle-moodle migrate`)"
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(e) = store.table_problem(table, columns).await? {
+            return Err(WebhookError::Schema(format!(
+                "table {table} is missing or lacks a column ({e}); apply the migrations \
+                 (`openvle-moodle migrate`)"
+            )));
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ mod checkpoint;
 mod status;
 mod work;
 
-use store::{with_pool, Store};
+use store::Store;
 
 use crate::SagaError;
 
@@ -44,20 +44,11 @@ const EXPECTED: [(&str, &str); 2] = [
 /// that says so instead of a schema the code made up.
 pub async fn ensure_schema(store: &Store) -> Result<(), SagaError> {
     for (table, columns) in EXPECTED {
-        let sql = format!("SELECT {columns} FROM {table} LIMIT 0");
-        let checked = with_pool!(store.pool(), |p| sqlx::query(&sql)
-            .fetch_all(p)
-            .await
-            .map(|_| ()));
-        match checked {
-            Ok(()) => {}
-            Err(sqlx::Error::Database(e)) => {
-                return Err(SagaError::Schema(format!(
-                    "table {table} is missing or lacks a column ({e}); apply the migrations \
-                     (`openvle-moodle migrate`, or connect with migrations on)"
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(e) = store.table_problem(table, columns).await? {
+            return Err(SagaError::Schema(format!(
+                "table {table} is missing or lacks a column ({e}); apply the migrations \
+                 (`openvle-moodle migrate`, or connect with migrations on)"
+            )));
         }
     }
     Ok(())
